@@ -1,0 +1,4 @@
+"""digit-recognizer
+"""
+
+__version__ = "0.1"

@@ -1,0 +1,37 @@
+"""Raw Kaggle CSVs → validated uint8 tables → stratified split → normalised tensors."""
+
+from kedro.pipeline import Pipeline, node
+
+from .nodes import build_tensor_datasets, normalise_images, stratified_split, validate_raw_data
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            node(
+                validate_raw_data,
+                inputs=["raw_train", "raw_test", "raw_sample_submission"],
+                outputs=["validated_train", "validated_test"],
+                name="validate_raw_data",
+            ),
+            node(
+                stratified_split,
+                inputs=["validated_train", "params:split.validation_fraction", "params:split.seed"],
+                outputs="split",
+                name="stratified_split",
+            ),
+            node(
+                normalise_images,
+                inputs=["validated_train", "validated_test", "split", "params:normalisation.standardise"],
+                outputs=["normalised_train", "normalised_test", "normalisation_stats"],
+                name="normalise_images",
+            ),
+            node(
+                build_tensor_datasets,
+                inputs=["normalised_train", "validated_train", "normalised_test", "split"],
+                outputs=["train_set", "validation_set", "test_set"],
+                name="build_tensor_datasets",
+            ),
+        ],
+        tags="data_processing",
+    )
