@@ -66,3 +66,94 @@ class KaggleCSVDataset(AbstractDataset[None, pd.DataFrame]):
 
     def _exists(self) -> bool:
         return self._filepath.is_file()
+
+
+MODEL_FORMAT = "digit-recognizer-model"
+MODEL_FORMAT_VERSION = 1
+
+
+class TorchModelDataset(AbstractVersionedDataset[Any, Any]):
+    """A trained model, stored as its architecture, its options and its weights in one file.
+
+    Loading rebuilds the model with :func:`digit_recognizer.models.build_model` and loads the
+    weights, so a model file is usable without knowing how it was made. The file is written
+    to a temporary name and renamed into place, so a crash never leaves a half-written model
+    where the next run would load it.
+    """
+
+    def __init__(
+        self,
+        *,
+        filepath: str,
+        version: Version | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        protocol, path = get_protocol_and_path(filepath, version)
+        if protocol != "file":
+            raise DatasetError(f"TorchModelDataset stores models on the local disk only, not '{protocol}://'.")
+        self._fs = fsspec.filesystem("file")
+        self.metadata = metadata
+        super().__init__(
+            filepath=PurePosixPath(path),
+            version=version,
+            exists_function=self._fs.exists,
+            glob_function=self._fs.glob,
+        )
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath, "version": self._version}
+
+    def load(self) -> Any:
+        import torch
+
+        from digit_recognizer.models import build_model
+
+        path = Path(get_filepath_str(self._get_load_path(), "file"))
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            raise DatasetError(
+                f"{path}: not a readable model file (corrupt or truncated?): {exc}"
+            ) from exc
+        if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+            raise DatasetError(f"{path}: not a model saved by digit-recognizer (no '{MODEL_FORMAT}' header).")
+        if payload.get("format_version") != MODEL_FORMAT_VERSION:
+            raise DatasetError(
+                f"{path}: model format version {payload.get('format_version')}, this code reads "
+                f"version {MODEL_FORMAT_VERSION}."
+            )
+        architecture, options = payload["architecture"], payload["options"]
+        try:
+            model = build_model(architecture, **options)
+            model.load_state_dict(deepcopy(payload["state_dict"]))
+        except (ValueError, RuntimeError, KeyError) as exc:
+            raise DatasetError(
+                f"{path}: the weights do not fit architecture '{architecture}' with options "
+                f"{options}: {exc}"
+            ) from exc
+        return model.eval()
+
+    def save(self, data: Any) -> None:
+        import torch
+
+        path = Path(get_filepath_str(self._get_save_path(), "file"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "format": MODEL_FORMAT,
+            "format_version": MODEL_FORMAT_VERSION,
+            "architecture": data.architecture,
+            "options": dict(data.options),
+            "state_dict": {k: v.detach().cpu() for k, v in data.state_dict().items()},
+        }
+        partial = path.with_name(f".{path.name}.partial")
+        torch.save(payload, partial)
+        partial.replace(path)
+
+    def _exists(self) -> bool:
+        try:
+            path = get_filepath_str(self._get_load_path(), "file")
+        except DatasetError:
+            return False
+        return self._fs.exists(path)

@@ -6,7 +6,10 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.model_selection import train_test_split
+from matplotlib.figure import Figure
 from torch.utils.data import TensorDataset
+
+from digit_recognizer import plots
 
 IMAGE_SIZE = 28
 PIXEL_COLUMNS = [f"pixel{i}" for i in range(IMAGE_SIZE * IMAGE_SIZE)]
@@ -116,6 +119,11 @@ def validate_raw_data(
             f"(ImageIds run 1..{len(test)} in {test_source}'s row order)."
         )
     return train.astype(np.uint8), test.astype(np.uint8)
+
+
+def plot_sample_digits(validated_train: pd.DataFrame) -> Figure:
+    """A grid of the first few training images of every digit."""
+    return plots.sample_digits(validated_train[PIXEL_COLUMNS].to_numpy(), validated_train["label"].to_numpy())
 
 
 def stratified_split(validated_train: pd.DataFrame, validation_fraction: float, seed: int) -> pd.DataFrame:

@@ -2,7 +2,13 @@
 
 from kedro.pipeline import Pipeline, node
 
-from .nodes import build_tensor_datasets, normalise_images, stratified_split, validate_raw_data
+from .nodes import (
+    build_tensor_datasets,
+    normalise_images,
+    plot_sample_digits,
+    stratified_split,
+    validate_raw_data,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -14,6 +20,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["validated_train", "validated_test"],
                 name="validate_raw_data",
             ),
+            node(plot_sample_digits, "validated_train", "sample_digits", name="plot_sample_digits"),
             node(
                 stratified_split,
                 inputs=["validated_train", "params:split.validation_fraction", "params:split.seed"],

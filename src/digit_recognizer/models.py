@@ -1,0 +1,140 @@
+"""The digit classifiers, in plain PyTorch: linear, mlp, conv and the nearest-centroid baseline.
+
+Every model maps a batch of N×1×28×28 images to N×10 logits, or to N×1 digit values when built
+with ``head="regression"`` (the original notebook's framing, kept for comparison).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+N_PIXELS = 28 * 28
+N_CLASSES = 10
+HEADS = ("classification", "regression")
+
+
+def _outputs(head: str) -> int:
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    return N_CLASSES if head == "classification" else 1
+
+
+class LinearNet(nn.Sequential):
+    """y = x·w + b on the flattened image."""
+
+    def __init__(self, head: str = "classification") -> None:
+        super().__init__(nn.Flatten(), nn.Linear(N_PIXELS, _outputs(head)))
+        self.head = head
+
+
+class MLP(nn.Sequential):
+    """One hidden ReLU layer (the notebook's "simple_net": 784 → 30 → ReLU → out)."""
+
+    def __init__(self, hidden: int = 30, head: str = "classification") -> None:
+        super().__init__(
+            nn.Flatten(),
+            nn.Linear(N_PIXELS, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, _outputs(head)),
+        )
+        self.head = head
+
+
+def _conv(ni: int, nf: int, batchnorm: bool, activation: bool) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Conv2d(ni, nf, kernel_size=3, stride=2, padding=1)]
+    if batchnorm:
+        layers.append(nn.BatchNorm2d(nf))
+    if activation:
+        layers.append(nn.ReLU())
+    return layers
+
+
+class ConvNet(nn.Sequential):
+    """Five stride-2 3×3 convolutions, 28→14→7→4→2→1 pixels, channels 1→4→16→32→64→10.
+
+    ``batchnorm=True`` (the default) adds BatchNorm after every convolution but the last, which
+    lets plain SGD train at high learning rates; ``batchnorm=False`` is the notebook's exact net.
+    """
+
+    CHANNELS = (1, 4, 16, 32, 64, N_CLASSES)
+
+    def __init__(self, batchnorm: bool = True) -> None:
+        pairs = list(zip(self.CHANNELS, self.CHANNELS[1:]))
+        layers: list[nn.Module] = []
+        for i, (ni, nf) in enumerate(pairs):
+            last = i == len(pairs) - 1
+            layers += _conv(ni, nf, batchnorm=batchnorm and not last, activation=not last)
+        super().__init__(*layers, nn.Flatten())
+        self.head = "classification"
+
+
+DISTANCES = ("euclidean", "cosine")
+
+
+class NearestCentroid(nn.Module):
+    """Distance to the mean image of each digit; the logits are negative squared distances.
+
+    ``distance="euclidean"`` compares images as they are (the original notebook's baseline);
+    ``"cosine"`` first scales every image, and so every centroid, to unit length, which
+    discounts stroke thickness and is a point or two more accurate on MNIST.
+    """
+
+    def __init__(self, distance: str = "cosine") -> None:
+        super().__init__()
+        if distance not in DISTANCES:
+            raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+        self.distance = distance
+        self.register_buffer("centroids", torch.zeros(N_CLASSES, N_PIXELS))
+        self.head = "classification"
+
+    def _flatten(self, images: torch.Tensor) -> torch.Tensor:
+        flat = images.reshape(len(images), -1)
+        return F.normalize(flat, dim=1) if self.distance == "cosine" else flat
+
+    @torch.no_grad()
+    def fit(self, images: torch.Tensor, labels: torch.Tensor) -> NearestCentroid:
+        flat = self._flatten(images.to(self.centroids))
+        sums = torch.zeros_like(self.centroids).index_add_(0, labels.to(flat.device), flat)
+        counts = torch.bincount(labels, minlength=N_CLASSES).to(flat)
+        if (counts == 0).any():
+            missing = (counts == 0).nonzero().flatten().tolist()
+            raise ValueError(f"cannot fit a centroid for digits with no training images: {missing}")
+        self.centroids.copy_(sums / counts[:, None])
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return -torch.cdist(self._flatten(images), self.centroids).square()
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "linear": LinearNet,
+    "mlp": MLP,
+    "conv": ConvNet,
+    "centroid": NearestCentroid,
+}
+
+
+def build_model(architecture: str, **options: Any) -> nn.Module:
+    """A freshly initialised model of the named architecture."""
+    try:
+        cls = ARCHITECTURES[architecture]
+    except KeyError:
+        raise ValueError(
+            f"unknown architecture {architecture!r}; expected one of {sorted(ARCHITECTURES)}"
+        ) from None
+    try:
+        model = cls(**options)
+    except TypeError as exc:
+        raise ValueError(f"bad options {options} for architecture {architecture!r}: {exc}") from exc
+    model.architecture = architecture  # what a saved model needs to be rebuilt
+    model.options = dict(options)
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,5 @@
+"""Leaderboard of the architectures."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

@@ -1,0 +1,94 @@
+"""Figures for the catalog's plot datasets (matplotlib, no Kedro imports)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def _digit_grid(images: np.ndarray, titles: list[str], columns: int, suptitle: str) -> Figure:
+    rows = max(1, -(-len(images) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title in zip(axes.flat, images, titles):
+        ax.imshow(image.reshape(28, 28), cmap="gray_r")
+        ax.set_title(title, fontsize=8)
+    fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def sample_digits(images: np.ndarray, labels: np.ndarray, per_class: int = 4) -> Figure:
+    """The first few training images of every digit."""
+    chosen = [i for d in range(10) for i in np.flatnonzero(labels == d)[:per_class]]
+    return _digit_grid(images[chosen], [str(labels[i]) for i in chosen], per_class * 2, "Sample training digits")
+
+
+def lr_finder_curve(result: dict[str, Any], title: str) -> Figure:
+    """Smoothed loss against learning rate on a log axis, with the suggested rate marked."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(result["rates"], result["losses"])
+    ax.axvline(result["suggestion"], color="tab:red", linestyle="--", label=f"suggested lr = {result['suggestion']:.3g}")
+    ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed training loss", title=title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(history: dict[str, Any]) -> Figure:
+    """Train and validation loss, and validation accuracy, per epoch."""
+    epochs = pd.DataFrame(history["epochs"])
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    loss_ax.plot(epochs["epoch"], epochs["train_loss"], marker=".", label="train")
+    loss_ax.plot(epochs["epoch"], epochs["valid_loss"], marker=".", label="validation")
+    loss_ax.set(xlabel="epoch", ylabel="loss", title=f"{history['architecture']}: loss")
+    loss_ax.legend()
+    acc_ax.plot(epochs["epoch"], epochs["accuracy"], marker=".", color="tab:green")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy", title=f"{history['architecture']}: validation accuracy")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(metrics: dict[str, Any]) -> Figure:
+    """Counts of true against predicted digits on the validation split."""
+    matrix = np.asarray(metrics["confusion_matrix"])
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    ax.imshow(matrix, cmap="Blues")
+    for (true, pred), count in np.ndenumerate(matrix):
+        colour = "white" if count > matrix.max() / 2 else "black"
+        ax.text(pred, true, count, ha="center", va="center", fontsize=8, color=colour)
+    ax.set(
+        xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
+        title=f"{metrics['architecture']}: validation accuracy {metrics['accuracy']:.4f}",
+    )
+    fig.tight_layout()
+    return fig
+
+
+def misclassified(images: np.ndarray, true: np.ndarray, predicted: np.ndarray, architecture: str) -> Figure:
+    """Validation digits the model got wrong, worst first."""
+    titles = [f"true {t} / pred {p}" for t, p in zip(true, predicted)]
+    return _digit_grid(images, titles, 6, f"{architecture}: worst-misclassified validation digits")
+
+
+def leaderboard_bars(leaderboard: pd.DataFrame) -> Figure:
+    """Validation accuracy and sample test score per architecture."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    x = np.arange(len(leaderboard))
+    ax.bar(x - 0.2, leaderboard["validation_accuracy"], width=0.4, label="validation accuracy")
+    ax.bar(x + 0.2, leaderboard["test_score"].fillna(0), width=0.4, label="test score (solution.csv)")
+    for xi, value in zip(x, leaderboard["validation_accuracy"]):
+        ax.text(xi - 0.2, value + 0.01, f"{value:.3f}", ha="center", fontsize=8)
+    ax.set(xticks=x, xticklabels=leaderboard["architecture"], ylim=(0, 1.08), ylabel="accuracy", title="Leaderboard")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
