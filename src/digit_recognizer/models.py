@@ -88,7 +88,7 @@ class NearestCentroid(nn.Module):
         if distance not in DISTANCES:
             raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
         self.distance = distance
-        self.register_buffer("centroids", torch.zeros(N_CLASSES, N_PIXELS))
+        self.centroids = nn.Parameter(torch.zeros(N_CLASSES, N_PIXELS), requires_grad=False)
         self.head = "classification"
 
     def _flatten(self, images: torch.Tensor) -> torch.Tensor:
@@ -136,5 +136,5 @@ def build_model(architecture: str, **options: Any) -> nn.Module:
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Number of learned values (weights, biases; the centroids of the baseline)."""
+    return sum(p.numel() for p in model.parameters())

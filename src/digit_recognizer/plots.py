@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+# Figures are built without pyplot: no global state, no display needed, and nothing to close.
 
 
 def _digit_grid(images: np.ndarray, titles: list[str], columns: int, suptitle: str) -> Figure:
     rows = max(1, -(-len(images) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.4), squeeze=False)
+    fig = Figure(figsize=(columns * 1.2, rows * 1.4))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, title in zip(axes.flat, images, titles):
@@ -35,7 +33,8 @@ def sample_digits(images: np.ndarray, labels: np.ndarray, per_class: int = 4) ->
 
 def lr_finder_curve(result: dict[str, Any], title: str) -> Figure:
     """Smoothed loss against learning rate on a log axis, with the suggested rate marked."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     ax.plot(result["rates"], result["losses"])
     ax.axvline(result["suggestion"], color="tab:red", linestyle="--", label=f"suggested lr = {result['suggestion']:.3g}")
     ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed training loss", title=title)
@@ -47,7 +46,8 @@ def lr_finder_curve(result: dict[str, Any], title: str) -> Figure:
 def training_curves(history: dict[str, Any]) -> Figure:
     """Train and validation loss, and validation accuracy, per epoch."""
     epochs = pd.DataFrame(history["epochs"])
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    loss_ax, acc_ax = fig.subplots(1, 2)
     loss_ax.plot(epochs["epoch"], epochs["train_loss"], marker=".", label="train")
     loss_ax.plot(epochs["epoch"], epochs["valid_loss"], marker=".", label="validation")
     loss_ax.set(xlabel="epoch", ylabel="loss", title=f"{history['architecture']}: loss")
@@ -61,7 +61,8 @@ def training_curves(history: dict[str, Any]) -> Figure:
 def confusion_matrix(metrics: dict[str, Any]) -> Figure:
     """Counts of true against predicted digits on the validation split."""
     matrix = np.asarray(metrics["confusion_matrix"])
-    fig, ax = plt.subplots(figsize=(6, 5.5))
+    fig = Figure(figsize=(6, 5.5))
+    ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues")
     for (true, pred), count in np.ndenumerate(matrix):
         colour = "white" if count > matrix.max() / 2 else "black"
@@ -82,7 +83,8 @@ def misclassified(images: np.ndarray, true: np.ndarray, predicted: np.ndarray, a
 
 def leaderboard_bars(leaderboard: pd.DataFrame) -> Figure:
     """Validation accuracy and sample test score per architecture."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     x = np.arange(len(leaderboard))
     ax.bar(x - 0.2, leaderboard["validation_accuracy"], width=0.4, label="validation accuracy")
     ax.bar(x + 0.2, leaderboard["test_score"].fillna(0), width=0.4, label="test score (solution.csv)")

@@ -17,6 +17,10 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 SCHEDULES = ("constant", "one_cycle")
+
+
+class TrainingDivergedError(RuntimeError):
+    """The training loss became infinite or NaN."""
 EVAL_BATCH_SIZE = 2048
 
 
@@ -179,10 +183,16 @@ def fit(
             if scheduler is not None:
                 scheduler.step()
             running += loss.detach() * len(idx)
+        train_loss = running.item() / len(train_x)
+        if not math.isfinite(train_loss):
+            raise TrainingDivergedError(
+                f"training diverged in epoch {epoch} (train loss {train_loss}) at lr={lr:g}; "
+                "lower the learning rate (the learning-rate finder's plot shows where the loss blows up)"
+            )
         valid_loss, predictions = evaluate(model, valid_x, valid_y)
         stats = EpochStats(
             epoch=epoch,
-            train_loss=running.item() / len(train_x),
+            train_loss=train_loss,
             valid_loss=valid_loss,
             accuracy=(predictions == valid_y).float().mean().item(),
             time=time.perf_counter() - start,

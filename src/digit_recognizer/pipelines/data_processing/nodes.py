@@ -73,7 +73,7 @@ def _check_values(frame: pd.DataFrame, low: int, high: int, source: str, what: s
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             got = values.iloc[row]
-            shown = "an empty value (NaN)" if pd.isna(got) else repr(got)
+            shown = "an empty value (NaN)" if pd.isna(got) else repr(got) if isinstance(got, str) else str(got)
             raise RawDataError(
                 f"{source}, {_where(row)}, column '{column}': expected an integer {what} "
                 f"{low}..{high}, got {shown}."

@@ -1,0 +1,80 @@
+"""The registered pipelines, run on an in-memory catalog with a few hundred real digits."""
+
+from __future__ import annotations
+
+import pytest
+from kedro.config import OmegaConfigLoader
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from digit_recognizer.pipeline_registry import register_pipelines
+
+from ..conftest import PROJECT_ROOT
+
+
+@pytest.fixture(scope="module")
+def parameters() -> dict:
+    params = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")["parameters"]
+    for architecture in ("linear", "mlp", "conv"):
+        params[architecture].update(epochs=1, progress_bar=False)
+        params[architecture]["lr_finder"]["num_steps"] = 10
+    return params
+
+
+class KeptDataset(MemoryDataset):
+    """An in-memory dataset that keeps its data after the runner releases it."""
+
+    def _release(self) -> None:
+        pass
+
+
+def _catalog(raw_frames: dict, parameters: dict, keep: tuple[str, ...] = ()) -> DataCatalog:
+    catalog = DataCatalog()
+    for name in keep:
+        catalog[name] = KeptDataset()
+    for name, frame in raw_frames.items():
+        catalog[f"raw_{name}"] = frame
+    for key, value in parameters.items():
+        catalog[f"params:{key}"] = MemoryDataset(value, copy_mode="assign")
+        if isinstance(value, dict):
+            for inner, inner_value in value.items():
+                catalog[f"params:{key}.{inner}"] = MemoryDataset(inner_value, copy_mode="assign")
+    return catalog
+
+
+def test_registry_names():
+    pipelines = register_pipelines()
+    assert set(pipelines) == {"data_processing", "linear", "mlp", "conv", "centroid", "reporting", "__default__"}
+    conv_nodes = {n.name for n in pipelines["conv"].nodes}
+    assert {"validate_raw_data", "conv.train_model", "conv.make_submission"} <= conv_nodes
+    assert not any(name.startswith(("linear.", "mlp.")) for name in conv_nodes)
+    assert pipelines["conv"].inputs() >= {"raw_train", "raw_test", "raw_sample_submission", "raw_solution", "params:conv"}
+
+
+def test_data_processing_pipeline(raw_frames, parameters):
+    outputs = SequentialRunner().run(register_pipelines()["data_processing"], _catalog(raw_frames, parameters))
+    train_set, validation_set = outputs["train_set"].load(), outputs["validation_set"].load()
+    assert len(train_set) == 240 and len(validation_set) == 60
+    assert outputs["test_set"].load().tensors[0].shape == (100, 1, 28, 28)
+    assert set(train_set.tensors[1].tolist()) == set(range(10))
+
+
+def test_conv_pipeline_writes_a_scored_submission(raw_frames, parameters):
+    catalog = _catalog(raw_frames, parameters, keep=("conv.submission", "conv.model"))
+    outputs = SequentialRunner().run(register_pipelines()["conv"], catalog)
+    submission = catalog["conv.submission"].load()
+    assert list(submission.columns) == ["ImageId", "Label"] and len(submission) == 100
+    assert submission["ImageId"].tolist() == list(range(1, 101))
+    summary = outputs["conv_summary"].load()
+    assert summary["architecture"] == "conv" and summary["epochs"] == 1
+    assert 0 <= summary["test_score"] <= 1
+    assert catalog["conv.model"].load().architecture == "conv"
+
+
+def test_full_pipeline_builds_the_leaderboard(raw_frames, parameters):
+    catalog = _catalog(raw_frames, parameters, keep=("leaderboard",))
+    SequentialRunner().run(register_pipelines()["__default__"], catalog)
+    leaderboard = catalog["leaderboard"].load()
+    assert sorted(leaderboard["architecture"]) == ["centroid", "conv", "linear", "mlp"]
+    assert leaderboard["validation_accuracy"].is_monotonic_decreasing
+    assert set(leaderboard.columns) >= {"validation_accuracy", "test_score", "parameters", "training_seconds"}

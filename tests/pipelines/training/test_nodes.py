@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from matplotlib.figure import Figure
+from torch.utils.data import TensorDataset
+
+from digit_recognizer.models import build_model
+from digit_recognizer.pipelines.training.config import TrainingConfig
+from digit_recognizer.pipelines.training.nodes import (
+    evaluate_model,
+    fit_centroid,
+    make_submission,
+    plot_misclassified,
+    score_submission,
+    summarise_run,
+)
+
+
+@pytest.fixture
+def tensors(raw_frames):
+    frame = raw_frames["train"]
+    images = torch.tensor(frame.iloc[:, 1:].to_numpy() / 255, dtype=torch.float32).reshape(-1, 1, 28, 28)
+    labels = torch.tensor(frame["label"].to_numpy())
+    return TensorDataset(images[:200], labels[:200]), TensorDataset(images[200:], labels[200:])
+
+
+def test_make_submission_has_kaggles_shape(raw_frames):
+    predictions = np.arange(100) % 10
+    submission = make_submission(predictions, raw_frames["sample_submission"])
+    assert list(submission.columns) == ["ImageId", "Label"]
+    assert submission["ImageId"].tolist() == list(range(1, 101))
+    assert submission["Label"].tolist() == predictions.tolist()
+
+
+def test_make_submission_rejects_wrong_length(raw_frames):
+    with pytest.raises(ValueError, match="99 predictions for 100 rows of sample_submission.csv"):
+        make_submission(np.zeros(99, dtype=int), raw_frames["sample_submission"])
+
+
+def test_make_submission_rejects_impossible_labels(raw_frames):
+    with pytest.raises(ValueError, match=r"predicted labels must lie in 0\.\.9, got 0\.\.10"):
+        make_submission(np.arange(100) % 11, raw_frames["sample_submission"])
+
+
+def test_score_submission_like_the_leaderboard(raw_frames):
+    solution = raw_frames["solution"]
+    submission = solution.copy()
+    submission.loc[:9, "Label"] = (submission.loc[:9, "Label"] + 1) % 10
+    assert score_submission(submission, solution) == {"scored": True, "accuracy": 0.9, "rows": 100}
+    assert score_submission(submission, None) == {"scored": False, "accuracy": None, "rows": 100}
+    with pytest.raises(ValueError, match="does not cover"):
+        score_submission(submission, solution.head(50))
+
+
+def test_evaluate_model_reports_confusion_and_per_class_accuracy(tensors):
+    train_set, validation_set = tensors
+    model = build_model("centroid").fit(*train_set.tensors)
+    metrics = evaluate_model(model, validation_set)
+    confusion = np.array(metrics["confusion_matrix"])
+    labels = validation_set.tensors[1].numpy()
+    assert confusion.sum() == len(labels) == metrics["validation_rows"]
+    assert (confusion.sum(axis=1) == np.bincount(labels, minlength=10)).all()
+    assert metrics["accuracy"] == pytest.approx(np.trace(confusion) / len(labels))
+    digit = int(labels[0])
+    assert metrics["per_class_accuracy"][str(digit)] == pytest.approx(
+        confusion[digit, digit] / confusion[digit].sum(), abs=1e-6
+    )
+    assert metrics["parameters"] == 7840 and metrics["architecture"] == "centroid"
+
+
+def test_fit_centroid_and_summary(tensors):
+    train_set, validation_set = tensors
+    model, history = fit_centroid(train_set, validation_set, {"architecture": "centroid", "model": {"distance": "euclidean"}})
+    assert model.options == {"distance": "euclidean"}
+    assert history["epochs"][0]["accuracy"] > 0.5
+    metrics = evaluate_model(model, validation_set)
+    row = summarise_run(metrics, history, {"scored": True, "accuracy": 0.8, "rows": 100})
+    assert row["architecture"] == "centroid" and row["test_score"] == 0.8 and row["epochs"] == 1
+    assert row["validation_accuracy"] == metrics["accuracy"]
+
+
+def test_plot_misclassified_shows_wrong_digits(tensors):
+    train_set, validation_set = tensors
+    model = build_model("centroid").fit(*train_set.tensors)
+    figure = plot_misclassified(model, validation_set, count=6)
+    assert isinstance(figure, Figure)
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert len(titles) == 6
+    for title in titles:
+        true, predicted = title.replace("true ", "").split(" / pred ")
+        assert true != predicted
+
+
+def test_training_config_rejects_typos():
+    with pytest.raises(ValueError, match=r"unknown training parameter\(s\) \['epoch'\]"):
+        TrainingConfig.from_params({"architecture": "conv", "epoch": 3})
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        TrainingConfig.from_params({"architecture": "conv", "schedule": "cosine"})
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        TrainingConfig.from_params({"architecture": "resnet"})

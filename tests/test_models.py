@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from digit_recognizer.models import ConvNet, build_model, count_parameters
+
+
+@pytest.mark.parametrize(
+    ("architecture", "options", "out", "parameters"),
+    [
+        ("linear", {}, 10, 784 * 10 + 10),
+        ("linear", {"head": "regression"}, 1, 784 + 1),
+        ("mlp", {}, 10, 784 * 30 + 30 + 30 * 10 + 10),
+        ("mlp", {"head": "regression"}, 1, 784 * 30 + 30 + 30 + 1),
+        ("centroid", {}, 10, 10 * 784),
+    ],
+)
+def test_output_shapes_and_parameter_counts(architecture, options, out, parameters):
+    model = build_model(architecture, **options)
+    assert model(torch.rand(5, 1, 28, 28)).shape == (5, out)
+    assert count_parameters(model) == parameters
+
+
+def test_conv_matches_the_notebook_layout():
+    convs = [(1, 4), (4, 16), (16, 32), (32, 64), (64, 10)]
+    weights = sum(9 * i * o + o for i, o in convs)
+    plain = build_model("conv", batchnorm=False)
+    assert count_parameters(plain) == weights
+    assert [m.out_channels for m in plain if isinstance(m, torch.nn.Conv2d)] == [o for _, o in convs]
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain)
+    with_bn = build_model("conv")
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in with_bn) == 4  # all but the last conv
+    assert count_parameters(with_bn) == weights + 2 * (4 + 16 + 32 + 64)
+    assert with_bn(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    assert ConvNet.CHANNELS == (1, 4, 16, 32, 64, 10)
+
+
+def test_nearest_centroid_predicts_the_closest_mean():
+    images = torch.zeros(20, 1, 28, 28)
+    labels = torch.arange(10).repeat(2)
+    for i, label in enumerate(labels):
+        images[i, 0, label, :] = 1.0  # digit d lights row d
+    for distance in ("euclidean", "cosine"):
+        model = build_model("centroid", distance=distance).fit(images, labels)
+        assert torch.equal(model(images).argmax(1), labels)
+
+
+def test_centroid_needs_every_digit():
+    with pytest.raises(ValueError, match=r"no training images: \[9\]"):
+        build_model("centroid").fit(torch.rand(9, 1, 28, 28), torch.arange(9))
+
+
+def test_unknown_architecture_and_options():
+    with pytest.raises(ValueError, match="unknown architecture 'resnet'"):
+        build_model("resnet")
+    with pytest.raises(ValueError, match="bad options"):
+        build_model("conv", hidden=3)
+    with pytest.raises(ValueError, match="head must be one of"):
+        build_model("linear", head="softmax")
+
+
+def test_a_fresh_model_is_built_every_time():
+    torch.manual_seed(0)
+    first = build_model("mlp")
+    torch.manual_seed(0)
+    second = build_model("mlp")
+    assert first is not second
+    assert all(torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters()))

@@ -1,0 +1,99 @@
+"""End-to-end `kedro run` in a temporary copy of the project, on the embedded sample."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from .conftest import PROJECT_ROOT
+
+FAST = "linear.epochs=1,mlp.epochs=1,conv.epochs=2"
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """A fresh copy of the project with only the raw sample under data/."""
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in ("pyproject.toml", ".telemetry", "conf", "src"):
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "local"))
+        else:
+            shutil.copy(source, root / name)
+    (root / "conf" / "local").mkdir()
+    shutil.copytree(PROJECT_ROOT / "data" / "01_raw", root / "data" / "01_raw")
+    return root
+
+
+def kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DO_NOT_TRACK": "1", "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "kedro", *args], cwd=project, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def written(project: Path, pattern: str) -> list[Path]:
+    return sorted(p for p in (project / "data").glob(pattern) if p.is_file())
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_conv_pipeline_leaves_a_valid_submission(project):
+    result = kedro(project, "run", "--pipeline", "conv", "--params", "conv.epochs=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    [submission_file] = written(project, "07_model_output/conv/submission.csv/*/submission.csv")
+    submission = pd.read_csv(submission_file)
+    assert list(submission.columns) == ["ImageId", "Label"]
+    assert submission["ImageId"].tolist() == list(range(1, 1001))
+    assert submission["Label"].between(0, 9).all()
+    output = result.stdout + result.stderr
+    assert "Wrote conv.submission to" in output and "train_loss" in output
+    assert len(written(project, "06_models/conv/model.pt/*/model.pt")) == 1
+    assert not written(project, "06_models/linear/**/*")  # only conv was trained
+
+
+def test_same_parameters_same_submission_and_full_run_agrees(project):
+    first = kedro(project, "run", "--pipelines", "conv", "--params", FAST)
+    second = kedro(project, "run", "--pipelines", "conv", "--params", FAST)
+    assert first.returncode == second.returncode == 0, second.stderr[-3000:]
+    full = kedro(project, "run", "--params", FAST)
+    assert full.returncode == 0, full.stderr[-3000:]
+    submissions = written(project, "07_model_output/conv/submission.csv/*/submission.csv")
+    assert len(submissions) == 3 and len({digest(p) for p in submissions}) == 1
+    leaderboard = pd.read_csv(written(project, "08_reporting/leaderboard.csv/*/leaderboard.csv")[0])
+    assert sorted(leaderboard["architecture"]) == ["centroid", "conv", "linear", "mlp"]
+
+
+def test_raw_dir_parameter_reads_files_elsewhere_and_bad_input_writes_nothing(project, tmp_path):
+    elsewhere = tmp_path / "kaggle"
+    shutil.copytree(project / "data" / "01_raw", elsewhere)
+    train = pd.read_csv(elsewhere / "train.csv")
+    train.loc[41, "pixel300"] = 256
+    train.to_csv(elsewhere / "train.csv", index=False)
+
+    result = kedro(project, "run", "--pipeline", "centroid", "--params", f"raw_dir={elsewhere}")
+    assert result.returncode != 0
+    output = " ".join((result.stdout + result.stderr).split())
+    assert f"{elsewhere / 'train.csv'}, line 43 (data row 42), column 'pixel300': expected pixel value 0..255, got 256" in output
+    assert not written(project, "0[2-8]_*/**/*")
+
+    (elsewhere / "train.csv").unlink()
+    result = kedro(project, "run", "--pipeline", "centroid", "--params", f"raw_dir={elsewhere}")
+    assert "file not found" in " ".join((result.stdout + result.stderr).split())
+
+    shutil.copy(project / "data" / "01_raw" / "train.csv", elsewhere / "train.csv")
+    (elsewhere / "solution.csv").unlink()  # as in Kaggle's download
+    result = kedro(project, "run", "--pipeline", "centroid", "--params", f"raw_dir={elsewhere}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    [score] = written(project, "08_reporting/centroid/test_score.json/*/test_score.json")
+    assert '"scored": false' in score.read_text()
