@@ -33,8 +33,8 @@ class TestKaggleCSVDataset:
 
     def test_ragged_rows(self, tmp_path):
         path = tmp_path / "test.csv"
-        path.write_text("pixel0,pixel1\n0,1\n2\n")
-        with pytest.raises(DatasetError, match=rf"{path}: not a readable CSV file"):
+        path.write_text("pixel0,pixel1\n0,1\n2,3,4\n")
+        with pytest.raises(DatasetError, match=rf"{path}: not a readable CSV file: .*line 3"):
             KaggleCSVDataset(filepath=str(path)).load()
 
     def test_is_read_only(self, tmp_path):

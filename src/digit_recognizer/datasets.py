@@ -36,7 +36,7 @@ class KaggleCSVDataset(AbstractDataset[None, pd.DataFrame]):
     ) -> None:
         self._filepath = Path(filepath)
         self._optional = optional
-        self._load_args = {"engine": "pyarrow", **(load_args or {})}
+        self._load_args = dict(load_args or {})
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
@@ -55,11 +55,24 @@ class KaggleCSVDataset(AbstractDataset[None, pd.DataFrame]):
         if path.stat().st_size == 0:
             raise DatasetError(f"{path}: the file is empty; expected a CSV header and data rows.")
         try:
-            frame = pd.read_csv(path, **self._load_args)
+            frame = self._read(path)
         except Exception as exc:  # the CSV parser's own message says which line is wrong
             raise DatasetError(f"{path}: not a readable CSV file: {exc}") from exc
         frame.attrs["source"] = str(path)
         return frame
+
+    def _read(self, path: Path) -> pd.DataFrame:
+        """Parses with the configured ``dtype`` (compact); without it if a cell does not fit.
+
+        A value that is not a number, is missing or overflows the compact type then reaches
+        the validation node as it is, and that node names its row and column.
+        """
+        try:
+            return pd.read_csv(path, **self._load_args)
+        except (ValueError, OverflowError):
+            if "dtype" not in self._load_args:
+                raise
+        return pd.read_csv(path, **{k: v for k, v in self._load_args.items() if k != "dtype"})
 
     def save(self, data: None) -> None:
         raise DatasetError(f"{self._filepath}: raw input files are read-only.")

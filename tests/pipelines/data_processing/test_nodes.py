@@ -142,35 +142,42 @@ def test_stratified_split_rejects_bad_fraction(raw_frames):
         stratified_split(train, 1.5, seed=0)
 
 
-def test_normalise_scales_to_unit_range(raw_frames):
+def test_normalise_scales_each_subset_to_unit_range(raw_frames):
     train, test = _validate(raw_frames)
     split = stratified_split(train, 0.2, seed=0)
-    train_x, test_x, stats = normalise_images(train, test, split, standardise=False)
-    assert train_x.dtype == np.float32 and train_x.shape == (300, 784) and test_x.shape == (100, 784)
+    train_x, valid_x, test_x, stats = normalise_images(train, test, split, standardise=False)
+    assert train_x.dtype == valid_x.dtype == test_x.dtype == np.float32
+    assert train_x.shape == (240, 784) and valid_x.shape == (60, 784) and test_x.shape == (100, 784)
     assert train_x.min() == 0.0 and train_x.max() == 1.0
-    np.testing.assert_allclose(train_x, train[PIXEL_COLUMNS].to_numpy() / 255, rtol=1e-6)
+    is_validation = split["subset"].to_numpy() == "validation"
+    pixels = train[PIXEL_COLUMNS].to_numpy()
+    np.testing.assert_allclose(valid_x, pixels[is_validation] / 255, rtol=1e-6)
+    np.testing.assert_allclose(test_x, test[PIXEL_COLUMNS].to_numpy() / 255, rtol=1e-6)
     assert stats == {"scale": 255.0, "mean": 0.0, "std": 1.0, "standardise": False}
 
 
 def test_standardise_uses_training_split_only(raw_frames):
     train, test = _validate(raw_frames)
     split = stratified_split(train, 0.2, seed=0)
-    train_x, _, stats = normalise_images(train, test, split, standardise=True)
-    fit_rows = train_x[split["subset"].to_numpy() == "train"]
-    assert abs(fit_rows.mean()) < 1e-4 and abs(fit_rows.std() - 1) < 1e-3
+    train_x, valid_x, _, stats = normalise_images(train, test, split, standardise=True)
+    assert abs(train_x.mean()) < 1e-4 and abs(train_x.std() - 1) < 1e-3
     train_only = train[PIXEL_COLUMNS].to_numpy()[split["subset"].to_numpy() == "train"] / 255
     assert stats["mean"] == pytest.approx(train_only.mean(), rel=1e-5)
+    assert abs(valid_x.mean()) > 1e-4  # validation rows were scaled with the train statistics, not their own
 
 
 def test_build_tensor_datasets(raw_frames):
     train, test = _validate(raw_frames)
     split = stratified_split(train, 0.2, seed=0)
-    train_x, test_x, _ = normalise_images(train, test, split, standardise=False)
-    train_set, validation_set, test_set = build_tensor_datasets(train_x, train, test_x, split)
+    train_x, valid_x, test_x, _ = normalise_images(train, test, split, standardise=False)
+    train_set, validation_set, test_set = build_tensor_datasets(train_x, valid_x, test_x, train, split)
     images, labels = train_set.tensors
     assert images.shape == (240, 1, 28, 28) and images.dtype == torch.float32
     assert labels.dtype == torch.int64 and validation_set.tensors[0].shape == (60, 1, 28, 28)
     assert test_set.tensors[0].shape == (100, 1, 28, 28)
     first_validation_row = int(split.loc[split["subset"] == "validation", "row"].iloc[0])
     assert validation_set.tensors[1][0] == train["label"].iloc[first_validation_row]
-    np.testing.assert_allclose(validation_set.tensors[0][0].flatten().numpy(), train_x[first_validation_row])
+    np.testing.assert_allclose(
+        validation_set.tensors[0][0].flatten().numpy(), train[PIXEL_COLUMNS].iloc[first_validation_row] / 255, rtol=1e-6
+    )
+    assert images.data_ptr() == torch.from_numpy(train_x).data_ptr()  # wrapped, not copied

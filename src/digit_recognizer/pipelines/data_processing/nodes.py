@@ -151,37 +151,41 @@ def normalise_images(
     validated_test: pd.DataFrame,
     split: pd.DataFrame,
     standardise: bool,
-) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-    """Scales pixels to [0, 1] and optionally standardises them with training-split statistics."""
-    train = np.divide(validated_train[PIXEL_COLUMNS].to_numpy(), np.float32(255), dtype=np.float32)
-    test = np.divide(validated_test[PIXEL_COLUMNS].to_numpy(), np.float32(255), dtype=np.float32)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
+    """Scales the train, validation and test pixels to [0, 1]; standardises with train-split statistics."""
+    pixels = validated_train[PIXEL_COLUMNS].to_numpy()
+    is_validation = _is_validation(split)
+    subsets = [pixels[~is_validation], pixels[is_validation], validated_test[PIXEL_COLUMNS].to_numpy()]
+    train, validation, test = (np.divide(s, np.float32(255), dtype=np.float32) for s in subsets)
     mean, std = 0.0, 1.0
     if standardise:
-        fit_rows = train[split["subset"].to_numpy() == "train"]
-        mean, std = float(fit_rows.mean()), float(fit_rows.std())
-        train -= mean
-        train /= std
-        test -= mean
-        test /= std
+        mean, std = float(train.mean(dtype=np.float64)), float(train.std(dtype=np.float64))
+        for array in (train, validation, test):
+            array -= mean
+            array /= std
     stats = {"scale": 255.0, "mean": mean, "std": std, "standardise": bool(standardise)}
-    return train, test, stats
+    return train, validation, test, stats
+
+
+def _is_validation(split: pd.DataFrame) -> np.ndarray:
+    return split["subset"].to_numpy() == "validation"
 
 
 def _as_images(pixels: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(pixels)).reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
+    return torch.from_numpy(pixels).reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
 
 
 def build_tensor_datasets(
     normalised_train: np.ndarray,
-    validated_train: pd.DataFrame,
+    normalised_validation: np.ndarray,
     normalised_test: np.ndarray,
+    validated_train: pd.DataFrame,
     split: pd.DataFrame,
 ) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
-    """Builds N×1×28×28 float32 image and int64 label tensors for train, validation and test."""
-    labels = torch.from_numpy(validated_train["label"].to_numpy().astype(np.int64))
-    is_validation = torch.from_numpy(split["subset"].to_numpy() == "validation")
-    images = _as_images(normalised_train)
-    train_set = TensorDataset(images[~is_validation], labels[~is_validation])
-    validation_set = TensorDataset(images[is_validation], labels[is_validation])
+    """Wraps the pixels as N×1×28×28 float32 images (no copy) with their int64 labels."""
+    labels = validated_train["label"].to_numpy().astype(np.int64)
+    is_validation = _is_validation(split)
+    train_set = TensorDataset(_as_images(normalised_train), torch.from_numpy(labels[~is_validation]))
+    validation_set = TensorDataset(_as_images(normalised_validation), torch.from_numpy(labels[is_validation]))
     test_set = TensorDataset(_as_images(normalised_test))
     return train_set, validation_set, test_set

@@ -1,4 +1,4 @@
-"""Raw Kaggle CSVs → validated uint8 tables → stratified split → normalised tensors."""
+"""Raw Kaggle CSVs → validated uint8 tables → stratified split → normalised float32 tensors."""
 
 from kedro.pipeline import Pipeline, node
 
@@ -30,12 +30,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 normalise_images,
                 inputs=["validated_train", "validated_test", "split", "params:normalisation.standardise"],
-                outputs=["normalised_train", "normalised_test", "normalisation_stats"],
+                outputs=["normalised_train", "normalised_validation", "normalised_test", "normalisation_stats"],
                 name="normalise_images",
             ),
             node(
                 build_tensor_datasets,
-                inputs=["normalised_train", "validated_train", "normalised_test", "split"],
+                inputs=["normalised_train", "normalised_validation", "normalised_test", "validated_train", "split"],
                 outputs=["train_set", "validation_set", "test_set"],
                 name="build_tensor_datasets",
             ),

@@ -1,0 +1,70 @@
+"""Helpers shared by the benchmark scripts: Kaggle-sized input and a measured `kedro run`."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+OUT = PROJECT_ROOT / "benchmarks" / "out"
+
+sys.path.insert(0, str(Path(__file__).parent))
+import kaggle_sized  # noqa: E402
+
+
+def kaggle_sized_dir(train_rows: int = 42_000, test_rows: int = 28_000) -> Path:
+    return kaggle_sized.write(OUT / f"kaggle-{train_rows}-{test_rows}", train_rows, test_rows)
+
+
+@dataclass
+class Measured:
+    wall_seconds: float
+    peak_rss_mb: float
+    pipeline_seconds: float
+    startup_seconds: float
+    nodes: list[dict]
+    bytes_written: int
+
+
+def _data_bytes() -> dict[Path, int]:
+    return {p: p.stat().st_size for p in (PROJECT_ROOT / "data").rglob("*") if p.is_file()}
+
+
+def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (MB) of a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    subprocess.run(command, cwd=PROJECT_ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wall = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if peak <= before:
+        print("  (note: peak memory not above an earlier child's; figure is an upper bound)")
+    return wall, peak / 1024
+
+
+def run_kedro(args: list[str]) -> Measured:
+    """`kedro run ARGS` in a child process, with wall time, peak memory, node times and disk written."""
+    with tempfile.TemporaryDirectory() as tmp:
+        timings = Path(tmp) / "timings.json"
+        env = {**os.environ, "DO_NOT_TRACK": "1", "DIGIT_RECOGNIZER_TIMINGS": str(timings)}
+        before = _data_bytes()
+        launched = time.time()
+        wall, peak = measure([sys.executable, "-m", "kedro", "run", *args], env)
+        report = json.loads(timings.read_text())
+    after = _data_bytes()
+    written = sum(size for path, size in after.items() if path not in before)
+    return Measured(
+        wall_seconds=wall,
+        peak_rss_mb=peak,
+        pipeline_seconds=report["pipeline_end"] - report["pipeline_start"],
+        startup_seconds=report["pipeline_start"] - launched,
+        nodes=report["nodes"],
+        bytes_written=written,
+    )
