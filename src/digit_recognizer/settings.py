@@ -2,13 +2,13 @@
 
 import warnings
 
-from digit_recognizer.hooks import OutputLocationHooks, RunTimingHooks
+from digit_recognizer.hooks import FastShutdownHooks, OutputLocationHooks, RunTimingHooks
 
 # Kedro 1.7 still calls OmegaConf's deprecated register_new_resolver(); the warning is not ours
 # to fix and would otherwise open every run.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
 
-HOOKS = (OutputLocationHooks(), RunTimingHooks())
+HOOKS = (OutputLocationHooks(), RunTimingHooks(), FastShutdownHooks())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -87,7 +87,7 @@ def test_plot_misclassified_shows_wrong_digits(tensors):
     model = build_model("centroid").fit(*train_set.tensors)
     figure = plot_misclassified(model, validation_set, count=6)
     assert isinstance(figure, Figure)
-    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    titles = [text.get_text() for ax in figure.axes for text in ax.texts]
     assert len(titles) == 6
     for title in titles:
         true, predicted = title.replace("true ", "").split(" / pred ")

@@ -1,0 +1,102 @@
+"""Where the time goes: `kedro run --pipeline conv` against the same job as one plain script.
+
+    python benchmarks/run.py              # Kaggle-sized input (42,000 + 28,000 rows), 5 epochs
+    python benchmarks/run.py --tiny       # a few hundred rows, 1 epoch: checks the script still works
+
+Prints (1) whole-process wall time and peak memory of both and their ratio, (2) the Kedro
+run's per-node times and start-up, (3) training seconds per epoch for linear, mlp and conv
+beside the plain script's loop, (4) the disk that one run writes under data/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from common import PROJECT_ROOT, kaggle_sized_dir, measure, run_kedro
+
+PLAIN = Path(__file__).with_name("plain_script.py")
+
+
+def latest(pattern: str) -> Path:
+    return sorted((PROJECT_ROOT / "data").glob(pattern))[-1]
+
+
+def kedro_epoch_seconds(architecture: str) -> list[float]:
+    history = json.loads(latest(f"08_reporting/{architecture}/training_history.json/*/training_history.json").read_text())
+    return [epoch["time"] for epoch in history["epochs"]]
+
+
+def plain_run(raw: Path, tmp: Path, architecture: str, epochs: int, augment: bool) -> tuple[float, float, list[float]]:
+    times = tmp / f"{architecture}.json"
+    command = [sys.executable, str(PLAIN), str(raw), str(tmp / f"{architecture}.csv"), "--arch", architecture,
+               "--epochs", str(epochs), "--epoch-times", str(times)]
+    wall, peak = measure(command + ([] if augment else ["--no-augment"]))
+    return wall, peak, json.loads(times.read_text())
+
+
+def per_epoch(times: list[float]) -> float:
+    """Median epoch time, leaving out the first (warm-up) epoch when there are others."""
+    return statistics.median(times[1:] or times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--tiny", action="store_true", help="400 + 200 rows and 1 epoch")
+    args = parser.parse_args()
+    rows, epochs = ((400, 200), 1) if args.tiny else ((42_000, 28_000), args.epochs)
+    raw = kaggle_sized_dir(*rows)
+    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+          f"python {platform.python_version()}, torch {torch.__version__}")
+    print(f"input: {rows[0]:,} labelled + {rows[1]:,} test rows; {epochs} epochs\n")
+
+    params = f"raw_dir={raw},conv.epochs={epochs}"
+    conv = run_kedro(["--pipelines", "conv", "--params", params])
+    with tempfile.TemporaryDirectory() as tmp:
+        plain_wall, plain_peak, plain_conv_epochs = plain_run(raw, Path(tmp), "conv", epochs, augment=True)
+        kedro_sub = pd.read_csv(latest("07_model_output/conv/submission.csv/*/submission.csv"))
+        plain_sub = pd.read_csv(Path(tmp) / "conv.csv")
+        assert kedro_sub.shape == plain_sub.shape, "the two jobs wrote different submissions"
+
+        print("1. whole process")
+        print(f"   {'kedro run --pipelines conv':<34} {conv.wall_seconds:7.2f} s {conv.peak_rss_mb:7.0f} MB peak")
+        print(f"   {'plain script':<34} {plain_wall:7.2f} s {plain_peak:7.0f} MB peak")
+        print(f"   {'ratio (target <= 1.25)':<34} {conv.wall_seconds / plain_wall:7.2f}")
+
+        print("\n2. the kedro run, step by step")
+        print(f"   {'start-up (launch to first node)':<34} {conv.startup_seconds:7.2f} s")
+        for node in conv.nodes:
+            print(f"   {node['node']:<34} {node['seconds']:7.2f} s")
+        node_total = sum(n["seconds"] for n in conv.nodes)
+        print(f"   {'dataset loads and saves, hooks':<34} {conv.pipeline_seconds - node_total:7.2f} s")
+        finish = conv.wall_seconds - conv.startup_seconds - conv.pipeline_seconds
+        print(f"   {'shut-down':<34} {finish:7.2f} s")
+
+        others = run_kedro(["--pipelines", "linear,mlp", "--params",
+                            f"raw_dir={raw},linear.epochs={epochs},mlp.epochs={epochs}"])
+        print("\n3. training seconds per epoch (median after the first)")
+        print(f"   {'':<10} {'kedro':>8} {'plain':>8} {'ratio':>7}")
+        for architecture in ("linear", "mlp", "conv"):
+            kedro_time = per_epoch(kedro_epoch_seconds(architecture))
+            if architecture == "conv":
+                plain_times = plain_conv_epochs
+            else:
+                plain_times = plain_run(raw, Path(tmp), architecture, epochs, augment=architecture == "mlp")[2]
+            plain_time = per_epoch(plain_times)
+            print(f"   {architecture:<10} {kedro_time:8.3f} {plain_time:8.3f} {kedro_time / plain_time:7.2f}")
+
+    print("\n4. disk written under data/ by one `kedro run --pipelines conv`")
+    print(f"   {conv.bytes_written / 1e6:.1f} MB (target < 100 MB); linear + mlp run: {others.bytes_written / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
