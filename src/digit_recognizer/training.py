@@ -46,11 +46,15 @@ def to_labels(model: nn.Module, outputs: torch.Tensor) -> torch.Tensor:
 
 
 def batch_indices(
-    n: int, batch_size: int, generator: torch.Generator | None = None
+    n: int, batch_size: int, generator: torch.Generator | None = None, device: torch.device | None = None
 ) -> Iterator[torch.Tensor]:
-    """Index tensors covering range(n) in batches; shuffled when a generator is given."""
+    """Index tensors covering range(n) in batches; shuffled when a generator is given.
+
+    The order is drawn on the CPU (so it is the same on every device) and moved to ``device``
+    in one copy per epoch.
+    """
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    yield from order.split(batch_size)
+    yield from order.to(device).split(batch_size) if device is not None else order.split(batch_size)
 
 
 def random_affine(
@@ -63,10 +67,11 @@ def random_affine(
 ) -> torch.Tensor:
     """Each image rotated, shifted and scaled at random (degrees; fractions of its size).
 
-    One batched ``grid_sample`` call, so augmentation stays cheap on the CPU and on a GPU.
+    One batched ``grid_sample`` call, so augmentation stays cheap on the CPU and on a GPU;
+    ``generator`` lives on the images' device, so no random numbers cross the bus.
     """
     n = len(images)
-    draws = (torch.rand(n, 4, generator=generator) * 2 - 1).to(images.device)
+    draws = torch.rand(n, 4, generator=generator, device=generator.device) * 2 - 1
     angle = draws[:, 0] * math.radians(max_rotation)
     scale = 1 + draws[:, 1] * max_scale
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
@@ -110,7 +115,7 @@ def evaluate(
     """Mean loss over the set and the predicted digit for every image."""
     model.eval()
     total, predictions = 0.0, []
-    for idx in batch_indices(len(images), batch_size):
+    for idx in batch_indices(len(images), batch_size, device=images.device):
         outputs = model(images[idx])
         total += loss_function(model, outputs, labels[idx]).item() * len(idx)
         predictions.append(to_labels(model, outputs))
@@ -121,7 +126,8 @@ def evaluate(
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> torch.Tensor:
     """The predicted digit for every image."""
     model.eval()
-    return torch.cat([to_labels(model, model(images[idx])) for idx in batch_indices(len(images), batch_size)])
+    batches = batch_indices(len(images), batch_size, device=images.device)
+    return torch.cat([to_labels(model, model(images[idx])) for idx in batches])
 
 
 def fit(
@@ -159,7 +165,8 @@ def fit(
         if schedule == "one_cycle"
         else None
     )
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # batch order: drawn on the CPU
+    augment_generator = torch.Generator(device=train_x.device).manual_seed(seed)
     history: list[EpochStats] = []
     log(format_epoch())
     for epoch in range(epochs):
@@ -167,15 +174,14 @@ def fit(
         model.train()
         running = torch.zeros((), device=train_x.device)
         batches = tqdm(
-            batch_indices(len(train_x), batch_size, generator),
+            batch_indices(len(train_x), batch_size, generator, device=train_x.device),
             total=steps_per_epoch, leave=False, disable=None if progress is None else not progress,
             desc=f"epoch {epoch}",
         )
         for idx in batches:
-            idx = idx.to(train_x.device, non_blocking=True)
             inputs = train_x[idx]
             if augment is not None:
-                inputs = random_affine(inputs, generator, **augment)
+                inputs = random_affine(inputs, augment_generator, **augment)
             loss = loss_function(model, model(inputs), train_y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -243,13 +249,12 @@ def lr_find(
     model.train()
     step = 0
     while step < num_steps:
-        for idx in batch_indices(len(train_x), batch_size, generator):
+        for idx in batch_indices(len(train_x), batch_size, generator, device=train_x.device):
             if step >= num_steps:
                 break
             lr = start_lr * gamma**step
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            idx = idx.to(train_x.device)
             loss = loss_function(model, model(train_x[idx]), train_y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,0 +1,26 @@
+"""The benchmark script's tiny case, so that it keeps working (its figures are not checked)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+from .conftest import PROJECT_ROOT
+
+
+def test_benchmark_runs_its_tiny_case(tmp_path):
+    root = tmp_path / "project"
+    shutil.copytree(
+        PROJECT_ROOT, root,
+        ignore=shutil.ignore_patterns(".git", "__pycache__", "out", "0[2-8]_*", "local", "build", ".viz", "*.egg-info"),
+    )
+    result = subprocess.run(
+        [sys.executable, "benchmarks/run.py", "--tiny"], cwd=root, capture_output=True, text=True,
+        env={**os.environ, "DO_NOT_TRACK": "1"}, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for heading in ("1. whole process", "2. the fastest kedro run", "3. training seconds per epoch", "4. disk written"):
+        assert heading in result.stdout
+    assert "conv.train_model" in result.stdout and "ratio (target <= 1.25)" in result.stdout
