@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -30,3 +33,33 @@ def raw_frames(sample_files) -> dict[str, pd.DataFrame]:
         "sample_submission": sample_files["sample_submission"].head(100).copy(),
         "solution": sample_files["solution"].head(100).copy(),
     }
+
+
+FAST = "linear.epochs=1,mlp.epochs=1,conv.epochs=2"
+
+
+def copy_project(root: Path) -> Path:
+    """A fresh copy of the project at ``root``, with only the raw sample under data/."""
+    root.mkdir(parents=True)
+    for name in ("pyproject.toml", ".telemetry", "conf", "src", "notebooks"):
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "local", ".ipynb_checkpoints"))
+        else:
+            shutil.copy(source, root / name)
+    (root / "conf" / "local").mkdir()
+    shutil.copytree(PROJECT_ROOT / "data" / "01_raw", root / "data" / "01_raw")
+    return root
+
+
+def kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """``kedro ARGS`` run in ``project``, output captured."""
+    env = {**os.environ, "DO_NOT_TRACK": "1", "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "kedro", *args], cwd=project, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    return copy_project(tmp_path / "project")

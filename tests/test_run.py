@@ -3,41 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from .conftest import PROJECT_ROOT
-
-FAST = "linear.epochs=1,mlp.epochs=1,conv.epochs=2"
-
-
-@pytest.fixture
-def project(tmp_path) -> Path:
-    """A fresh copy of the project with only the raw sample under data/."""
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("pyproject.toml", ".telemetry", "conf", "src"):
-        source = PROJECT_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "local"))
-        else:
-            shutil.copy(source, root / name)
-    (root / "conf" / "local").mkdir()
-    shutil.copytree(PROJECT_ROOT / "data" / "01_raw", root / "data" / "01_raw")
-    return root
-
-
-def kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DO_NOT_TRACK": "1", "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "kedro", *args], cwd=project, env=env, capture_output=True, text=True, timeout=600
-    )
+from .conftest import FAST, kedro
 
 
 def written(project: Path, pattern: str) -> list[Path]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from copy import deepcopy
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import fsspec
 import pandas as pd
+from kedro_datasets._typing import JSONPreview, TablePreview
 from kedro.io.core import (
     AbstractDataset,
     AbstractVersionedDataset,
@@ -76,6 +78,12 @@ class KaggleCSVDataset(AbstractDataset[None, pd.DataFrame]):
 
     def save(self, data: None) -> None:
         raise DatasetError(f"{self._filepath}: raw input files are read-only.")
+
+    def preview(self, nrows: int = 5) -> TablePreview:
+        """The first rows, for kedro-viz."""
+        if not self._filepath.is_file():
+            return TablePreview({"index": [], "columns": [], "data": []})
+        return TablePreview(pd.read_csv(self._filepath, nrows=nrows).to_dict(orient="split"))
 
     def _exists(self) -> bool:
         return self._filepath.is_file()
@@ -163,6 +171,14 @@ class TorchModelDataset(AbstractVersionedDataset[Any, Any]):
         partial = path.with_name(f".{path.name}.partial")
         torch.save(payload, partial)
         partial.replace(path)
+
+    def preview(self) -> JSONPreview:
+        """Architecture, options and size of the latest model, for kedro-viz."""
+        from digit_recognizer.models import count_parameters
+
+        model = self.load()
+        summary = {"architecture": model.architecture, "options": model.options, "parameters": count_parameters(model)}
+        return JSONPreview(json.dumps(summary))
 
     def _exists(self) -> bool:
         try:

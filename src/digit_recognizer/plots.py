@@ -11,12 +11,12 @@ from matplotlib.figure import Figure
 # Figures are built without pyplot: no global state, no display needed, and nothing to close.
 
 
-def _digit_grid(images: np.ndarray, titles: list[str], columns: int, suptitle: str) -> Figure:
+def digit_grid(images: np.ndarray, titles: list[str], columns: int, suptitle: str) -> Figure:
     """Digits tiled into one image (one axes, so it draws fast), each captioned underneath."""
     rows = max(1, -(-len(images) // columns))
     cell, pad = 28, 12  # pixels per digit, pixels of caption space under it
     mosaic = np.zeros((rows * (cell + pad), columns * (cell + 4)), dtype=np.float32)
-    fig = Figure(figsize=(columns * 0.95, rows * 1.2 + 0.5))
+    fig = Figure(figsize=(max(columns * 0.95, 3.0), rows * 1.2 + 0.5))
     ax = fig.add_axes((0, 0, 1, 1 - 0.45 / (rows * 1.2 + 0.5)))
     for i, (image, title) in enumerate(zip(images, titles)):
         top, left = (i // columns) * (cell + pad), (i % columns) * (cell + 4) + 2
@@ -31,7 +31,7 @@ def _digit_grid(images: np.ndarray, titles: list[str], columns: int, suptitle: s
 def sample_digits(images: np.ndarray, labels: np.ndarray, per_class: int = 4) -> Figure:
     """The first few training images of every digit."""
     chosen = [i for d in range(10) for i in np.flatnonzero(labels == d)[:per_class]]
-    return _digit_grid(images[chosen], [str(labels[i]) for i in chosen], per_class * 2, "Sample training digits")
+    return digit_grid(images[chosen], [str(labels[i]) for i in chosen], per_class * 2, "Sample training digits")
 
 
 def lr_finder_curve(result: dict[str, Any], title: str) -> Figure:
@@ -81,7 +81,7 @@ def confusion_matrix(metrics: dict[str, Any]) -> Figure:
 def misclassified(images: np.ndarray, true: np.ndarray, predicted: np.ndarray, architecture: str) -> Figure:
     """Validation digits the model got wrong, worst first."""
     titles = [f"true {t} / pred {p}" for t, p in zip(true, predicted)]
-    return _digit_grid(images, titles, 6, f"{architecture}: worst-misclassified validation digits")
+    return digit_grid(images, titles, 6, f"{architecture}: worst-misclassified validation digits")
 
 
 def leaderboard_bars(leaderboard: pd.DataFrame) -> Figure:

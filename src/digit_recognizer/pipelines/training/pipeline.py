@@ -30,6 +30,7 @@ def _learned_training() -> list:
             ["model", "training_history"],
             name="train_model",
         ),
+        node(plot_training_curves, "training_history", "training_curves", name="plot_training_curves"),
     ]
 
 
@@ -46,7 +47,6 @@ def _centroid_fit() -> list:
 
 def _validation_and_submission() -> list:
     return [
-        node(plot_training_curves, "training_history", "training_curves", name="plot_training_curves"),
         node(evaluate_model, ["model", "validation_set"], "validation_metrics", name="evaluate_model"),
         node(plot_confusion_matrix, "validation_metrics", "confusion_matrix", name="plot_confusion_matrix"),
         node(plot_misclassified, ["model", "validation_set"], "misclassified_digits", name="plot_misclassified"),
