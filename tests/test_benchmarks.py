@@ -7,15 +7,12 @@ import shutil
 import subprocess
 import sys
 
-from .conftest import PROJECT_ROOT
+from .conftest import PROJECT_ROOT, copy_project
 
 
 def test_benchmark_runs_its_tiny_case(tmp_path):
-    root = tmp_path / "project"
-    shutil.copytree(
-        PROJECT_ROOT, root,
-        ignore=shutil.ignore_patterns(".git", "__pycache__", "out", "0[2-8]_*", "local", "build", ".viz", "*.egg-info"),
-    )
+    root = copy_project(tmp_path / "project")
+    shutil.copytree(PROJECT_ROOT / "benchmarks", root / "benchmarks", ignore=shutil.ignore_patterns("out", "__pycache__"))
     result = subprocess.run(
         [sys.executable, "benchmarks/run.py", "--tiny"], cwd=root, capture_output=True, text=True,
         env={**os.environ, "DO_NOT_TRACK": "1"}, timeout=600,
