@@ -7,12 +7,15 @@ import json
 import logging
 import os
 import resource
+import shutil
+import socket
 import time
 from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset
+from kedro.io.core import Version
 
 logger = logging.getLogger(__name__)
 
@@ -106,3 +109,99 @@ class FastShutdownHooks:
     def after_pipeline_run(self) -> None:
         gc.collect()
         gc.freeze()
+
+
+class SafeVersionsHooks:
+    """Keeps versioned outputs whole and each run's outputs its own.
+
+    * Before a versioned dataset is written, a marker ``.<file>.writing`` (naming this process)
+      is put beside it, and removed once the write has finished. A run killed mid-write
+      (SIGKILL, power loss) leaves the marker behind; the next run that touches the dataset
+      deletes that half-written version before anything can load it. Markers of a live process
+      (a run going on beside this one) are left alone.
+    * Once a run has written a versioned dataset, it reads back that version, not "the latest":
+      a second run started at the same time may have written a newer one in between.
+    """
+
+    MARKER = ".{name}.writing"
+
+    def __init__(self) -> None:
+        self._catalog: Any = None
+
+    @hook_impl
+    def after_catalog_created(self, catalog: Any) -> None:
+        self._catalog = catalog
+
+    @hook_impl
+    def before_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
+        for name in sorted(pipeline.datasets()):
+            dataset = _versioned(catalog, name)
+            if dataset is not None:
+                for removed in remove_partial_versions(Path(str(dataset._filepath))):
+                    logger.warning("Removed %s, left half-written by an interrupted run", removed)
+
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str) -> None:
+        dataset = _versioned(self._catalog, dataset_name)
+        if dataset is not None:
+            path = Path(str(dataset._get_versioned_path(dataset.resolve_save_version())))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            marker = path.with_name(self.MARKER.format(name=path.name))
+            marker.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str) -> None:
+        dataset = _versioned(self._catalog, dataset_name)
+        if dataset is None:
+            return
+        version = dataset.resolve_save_version()
+        path = Path(str(dataset._get_versioned_path(version)))
+        path.with_name(self.MARKER.format(name=path.name)).unlink(missing_ok=True)
+        if dataset._version.load is None:  # an explicit --load-versions pin stays as it is
+            dataset._version = Version(version, version)
+
+
+def _versioned(catalog: Any, name: str) -> AbstractVersionedDataset | None:
+    """The local versioned dataset behind ``name`` (looking inside a CachedDataset), if any."""
+    if catalog is None or name.startswith("params:") or name == "parameters":
+        return None
+    try:
+        dataset = catalog.get(name)
+    except Exception:  # not in the catalog: a default in-memory dataset
+        return None
+    dataset = getattr(dataset, "_dataset", dataset)
+    if isinstance(dataset, AbstractVersionedDataset) and getattr(dataset, "_protocol", "file") == "file":
+        return dataset
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_partial_versions(dataset_dir: Path) -> list[Path]:
+    """Deletes versions under ``dataset_dir`` whose writer died mid-write; returns what went."""
+    removed = []
+    for marker in sorted(dataset_dir.glob("*/.*.writing")):
+        try:
+            writer = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            writer = {}
+        if writer.get("host") == socket.gethostname() and _alive(int(writer.get("pid", -1))):
+            continue  # a run in progress beside this one
+        partial = marker.with_name(marker.name[1 : -len(".writing")])
+        if partial.is_dir():
+            shutil.rmtree(partial)
+        else:
+            partial.unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
+        removed.append(partial)
+        if not any(marker.parent.iterdir()):
+            marker.parent.rmdir()
+    return removed

@@ -50,9 +50,17 @@ def _validation_and_submission() -> list:
         node(evaluate_model, ["model", "validation_set"], "validation_metrics", name="evaluate_model"),
         node(plot_confusion_matrix, "validation_metrics", "confusion_matrix", name="plot_confusion_matrix"),
         node(plot_misclassified, ["model", "validation_set"], "misclassified_digits", name="plot_misclassified"),
-        node(predict_test, ["model", "test_set"], "test_predictions", name="predict_test"),
-        node(make_submission, ["test_predictions", "raw_sample_submission"], "submission", name="make_submission"),
-        node(score_submission, ["submission", "raw_solution"], "test_score", name="score_submission"),
+        # tagged "predict": `--tags data_processing,predict --load-versions conv.model:<version>`
+        # remakes a past model's submission without training
+        node(predict_test, ["model", "test_set"], "test_predictions", name="predict_test", tags="predict"),
+        node(
+            make_submission,
+            ["test_predictions", "raw_sample_submission"],
+            "submission",
+            name="make_submission",
+            tags="predict",
+        ),
+        node(score_submission, ["submission", "raw_solution"], "test_score", name="score_submission", tags="predict"),
         node(
             summarise_run, ["validation_metrics", "training_history", "test_score"], "summary", name="summarise_run"
         ),
