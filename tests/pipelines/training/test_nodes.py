@@ -101,3 +101,22 @@ def test_training_config_rejects_typos():
         TrainingConfig.from_params({"architecture": "conv", "schedule": "cosine"})
     with pytest.raises(ValueError, match="architecture must be one of"):
         TrainingConfig.from_params({"architecture": "resnet"})
+
+
+@pytest.mark.parametrize(("use_lr_finder", "expected"), [(True, 0.0123), (False, 0.05)])
+def test_train_model_takes_the_finders_rate_only_when_asked(tensors, use_lr_finder, expected):
+    from digit_recognizer.pipelines.training.nodes import train_model
+
+    train_set, validation_set = tensors
+    params = {"architecture": "linear", "epochs": 1, "lr": 0.05, "use_lr_finder": use_lr_finder, "progress_bar": False}
+    model, history = train_model(train_set, validation_set, {"suggestion": 0.0123}, params)
+    assert history["lr"] == expected and history["epochs"][0]["lr"] == expected
+    assert model.architecture == "linear" and len(history["epochs"]) == 1
+
+
+def test_find_learning_rate_suggests_a_rate_inside_the_sweep(tensors):
+    from digit_recognizer.pipelines.training.nodes import find_learning_rate
+
+    result = find_learning_rate(tensors[0], {"architecture": "mlp", "lr_finder": {"num_steps": 30}, "batch_size": 32})
+    assert result["rates"][0] == pytest.approx(1e-5) and len(result["rates"]) == len(result["losses"]) <= 30
+    assert 0 < result["suggestion"] <= result["rates"][-1]
