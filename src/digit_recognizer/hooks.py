@@ -22,8 +22,8 @@ logger = logging.getLogger(__name__)
 ANNOUNCED_SUFFIXES = (".submission", ".model", "leaderboard")
 
 
-class OutputLocationHooks:
-    """Logs the versioned path of every submission, model and leaderboard a run writes."""
+class _CatalogHooks:
+    """Base for hooks that look datasets up in the run's catalog."""
 
     def __init__(self) -> None:
         self._catalog: Any = None
@@ -32,14 +32,15 @@ class OutputLocationHooks:
     def after_catalog_created(self, catalog: Any) -> None:
         self._catalog = catalog
 
+
+class OutputLocationHooks(_CatalogHooks):
+    """Logs the versioned path of every submission, model and leaderboard a run writes."""
+
     @hook_impl
-    def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
-        if self._catalog is None or not dataset_name.endswith(ANNOUNCED_SUFFIXES):
-            return
-        dataset = self._catalog.get(dataset_name)
-        if isinstance(dataset, AbstractVersionedDataset):
-            path = dataset._get_versioned_path(dataset.resolve_save_version())
-            logger.info("Wrote %s to %s", dataset_name, path)
+    def after_dataset_saved(self, dataset_name: str) -> None:
+        dataset = _versioned(self._catalog, dataset_name) if dataset_name.endswith(ANNOUNCED_SUFFIXES) else None
+        if dataset is not None:
+            logger.info("Wrote %s to %s", dataset_name, _save_path(dataset))
 
 
 class RunTimingHooks:
@@ -111,7 +112,7 @@ class FastShutdownHooks:
         gc.freeze()
 
 
-class SafeVersionsHooks:
+class SafeVersionsHooks(_CatalogHooks):
     """Keeps versioned outputs whole and each run's outputs its own.
 
     * Before a versioned dataset is written, a marker ``.<file>.writing`` (naming this process)
@@ -125,13 +126,6 @@ class SafeVersionsHooks:
 
     MARKER = ".{name}.writing"
 
-    def __init__(self) -> None:
-        self._catalog: Any = None
-
-    @hook_impl
-    def after_catalog_created(self, catalog: Any) -> None:
-        self._catalog = catalog
-
     @hook_impl
     def before_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
         for name in sorted(pipeline.datasets()):
@@ -144,7 +138,7 @@ class SafeVersionsHooks:
     def before_dataset_saved(self, dataset_name: str) -> None:
         dataset = _versioned(self._catalog, dataset_name)
         if dataset is not None:
-            path = Path(str(dataset._get_versioned_path(dataset.resolve_save_version())))
+            path = _save_path(dataset)
             path.parent.mkdir(parents=True, exist_ok=True)
             marker = path.with_name(self.MARKER.format(name=path.name))
             marker.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
@@ -154,10 +148,10 @@ class SafeVersionsHooks:
         dataset = _versioned(self._catalog, dataset_name)
         if dataset is None:
             return
-        version = dataset.resolve_save_version()
-        path = Path(str(dataset._get_versioned_path(version)))
+        path = _save_path(dataset)
         path.with_name(self.MARKER.format(name=path.name)).unlink(missing_ok=True)
         if dataset._version.load is None:  # an explicit --load-versions pin stays as it is
+            version = dataset.resolve_save_version()
             dataset._version = Version(version, version)
 
 
@@ -173,6 +167,11 @@ def _versioned(catalog: Any, name: str) -> AbstractVersionedDataset | None:
     if isinstance(dataset, AbstractVersionedDataset) and getattr(dataset, "_protocol", "file") == "file":
         return dataset
     return None
+
+
+def _save_path(dataset: AbstractVersionedDataset) -> Path:
+    """Where this run writes (or wrote) the dataset: ``<filepath>/<run version>/<file>``."""
+    return Path(str(dataset._get_versioned_path(dataset.resolve_save_version())))
 
 
 def _alive(pid: int) -> bool:
