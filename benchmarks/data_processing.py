@@ -7,13 +7,10 @@ Makes benchmarks/out/kaggle/ (42,000 + 28,000 rows, about 77 + 51 MB) on first u
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import pandas as pd
-
-from common import PROJECT_ROOT, kaggle_sized_dir, run_kedro
+from common import kaggle_sized_dir, run_kedro
 
 
 def main() -> None:
@@ -22,8 +19,10 @@ def main() -> None:
     train = pd.read_csv(raw / "train.csv")
     test = pd.read_csv(raw / "test.csv")
     plain = time.perf_counter() - start
-    print(f"input: {len(train):,} + {len(test):,} rows, "
-          f"{((raw / 'train.csv').stat().st_size + (raw / 'test.csv').stat().st_size) / 1e6:.0f} MB of CSV")
+    print(
+        f"input: {len(train):,} + {len(test):,} rows, "
+        f"{((raw / 'train.csv').stat().st_size + (raw / 'test.csv').stat().st_size) / 1e6:.0f} MB of CSV"
+    )
     del train, test
 
     run = run_kedro(["--pipelines", "data_processing", "--params", f"raw_dir={raw}"])

@@ -52,14 +52,25 @@ def main() -> None:
             torch.manual_seed(0)
             model = build_model(architecture).to(where)
             start = time.perf_counter()
-            history = fit(model, tuple(data[:2]), tuple(data[2:]), epochs=args.epochs, lr=lr,
-                          weight_decay=1e-3, augment=augment, log=lambda _: None, progress=False)
+            history = fit(
+                model,
+                tuple(data[:2]),
+                tuple(data[2:]),
+                epochs=args.epochs,
+                lr=lr,
+                weight_decay=1e-3,
+                augment=augment,
+                log=lambda _: None,
+                progress=False,
+            )
             total = time.perf_counter() - start
             on_device = all(p.device.type == where.type for p in model.parameters())
             epochs = [h.time for h in history]
-            print(f"{where.type:>4} {architecture:<7} per epoch {statistics.median(epochs[1:] or epochs):7.3f} s "
-                  f"(first {epochs[0]:.3f} s), {args.epochs} epochs {total:6.2f} s, "
-                  f"valid accuracy {history[-1].accuracy:.4f}, model on {where.type}: {on_device}")
+            print(
+                f"{where.type:>4} {architecture:<7} per epoch {statistics.median(epochs[1:] or epochs):7.3f} s "
+                f"(first {epochs[0]:.3f} s), {args.epochs} epochs {total:6.2f} s, "
+                f"valid accuracy {history[-1].accuracy:.4f}, model on {where.type}: {on_device}"
+            )
         if where.type == "cuda":
             sample = predict(model, data[2][:1000])
             print(f"cuda predictions stay on the device: {sample.device}")

@@ -49,7 +49,9 @@ def write(out: Path, train_rows: int = 42_000, test_rows: int = 28_000, seed: in
     test = pd.DataFrame(shifted_copies(test_sample, test_rows, rng)[0], columns=PIXELS)
     train.to_csv(out / "train.csv", index=False)
     test.to_csv(out / "test.csv", index=False)
-    pd.DataFrame({"ImageId": np.arange(1, test_rows + 1), "Label": 0}).to_csv(out / "sample_submission.csv", index=False)
+    pd.DataFrame({"ImageId": np.arange(1, test_rows + 1), "Label": 0}).to_csv(
+        out / "sample_submission.csv", index=False
+    )
     for stale in out.glob(".rows-*"):
         stale.unlink()
     marker.touch()

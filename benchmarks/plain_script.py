@@ -46,7 +46,9 @@ def conv(ni, nf, last=False):
 
 
 nets = {
-    "conv": lambda: nn.Sequential(*conv(1, 4), *conv(4, 16), *conv(16, 32), *conv(32, 64), *conv(64, 10, last=True), nn.Flatten()),
+    "conv": lambda: nn.Sequential(
+        *conv(1, 4), *conv(4, 16), *conv(16, 32), *conv(32, 64), *conv(64, 10, last=True), nn.Flatten()
+    ),
     "mlp": lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 30), nn.ReLU(), nn.Linear(30, 10)),
     "linear": lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 10)),
 }

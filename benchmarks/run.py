@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-
 from common import PROJECT_ROOT, kaggle_sized_dir, measure, run_kedro
 
 PLAIN = Path(__file__).with_name("plain_script.py")
@@ -31,15 +30,27 @@ def latest(pattern: str) -> Path:
 
 
 def kedro_epoch_seconds(architecture: str) -> list[float]:
-    history = json.loads(latest(f"08_reporting/{architecture}/training_history.json/*/training_history.json").read_text())
+    history = json.loads(
+        latest(f"08_reporting/{architecture}/training_history.json/*/training_history.json").read_text()
+    )
     return [epoch["time"] for epoch in history["epochs"]]
 
 
 def plain_run(raw: Path, tmp: Path, architecture: str, epochs: int, augment: bool) -> tuple[float, float, list[float]]:
     """Wall seconds, peak MB and per-epoch seconds of the plain script."""
     times = tmp / f"{architecture}.json"
-    command = [sys.executable, str(PLAIN), str(raw), str(tmp / f"{architecture}.csv"), "--arch", architecture,
-               "--epochs", str(epochs), "--epoch-times", str(times)]
+    command = [
+        sys.executable,
+        str(PLAIN),
+        str(raw),
+        str(tmp / f"{architecture}.csv"),
+        "--arch",
+        architecture,
+        "--epochs",
+        str(epochs),
+        "--epoch-times",
+        str(times),
+    ]
     wall, peak = measure(command + ([] if augment else ["--no-augment"]))
     return wall, peak, json.loads(times.read_text())
 
@@ -59,8 +70,10 @@ def main() -> None:
     if args.tiny:
         args.repeat = 1
     raw = kaggle_sized_dir(*rows)
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"python {platform.python_version()}, torch {torch.__version__}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"python {platform.python_version()}, torch {torch.__version__}"
+    )
     print(f"input: {rows[0]:,} labelled + {rows[1]:,} test rows; {epochs} epochs\n")
 
     params = f"raw_dir={raw},conv.epochs={epochs}"
@@ -78,11 +91,16 @@ def main() -> None:
         assert kedro_sub.shape == plain_sub.shape, "the two jobs wrote different submissions"
 
         print(f"1. whole process (median of {args.repeat} runs each; peak memory: the highest)")
-        print(f"   {'kedro run --pipelines conv':<34} {kedro_wall:7.2f} s "
-              f"{max(run.peak_rss_mb for run in kedro_runs):7.0f} MB peak")
+        print(
+            f"   {'kedro run --pipelines conv':<34} {kedro_wall:7.2f} s "
+            f"{max(run.peak_rss_mb for run in kedro_runs):7.0f} MB peak"
+        )
         print(f"   {'plain script':<34} {plain_wall:7.2f} s {max(run[1] for run in plain_runs):7.0f} MB peak")
-        print(f"   {'ratio (target <= 1.25)':<34} {kedro_wall / plain_wall:7.2f}   (run by run: "
-              + ", ".join(f"{k.wall_seconds / p[0]:.2f}" for k, p in zip(kedro_runs, plain_runs)) + ")")
+        print(
+            f"   {'ratio (target <= 1.25)':<34} {kedro_wall / plain_wall:7.2f}   (run by run: "
+            + ", ".join(f"{k.wall_seconds / p[0]:.2f}" for k, p in zip(kedro_runs, plain_runs, strict=True))
+            + ")"
+        )
 
         print("\n2. the fastest kedro run, step by step")
         print(f"   {'start-up (launch to first node)':<34} {conv.startup_seconds:7.2f} s")
@@ -93,8 +111,9 @@ def main() -> None:
         finish = conv.wall_seconds - conv.startup_seconds - conv.pipeline_seconds
         print(f"   {'shut-down':<34} {finish:7.2f} s")
 
-        others = run_kedro(["--pipelines", "linear,mlp", "--params",
-                            f"raw_dir={raw},linear.epochs={epochs},mlp.epochs={epochs}"])
+        others = run_kedro(
+            ["--pipelines", "linear,mlp", "--params", f"raw_dir={raw},linear.epochs={epochs},mlp.epochs={epochs}"]
+        )
         print("\n3. training seconds per epoch (median after the first)")
         print(f"   {'':<10} {'kedro':>8} {'plain':>8} {'ratio':>7}")
         for architecture in ("linear", "mlp", "conv"):
@@ -107,7 +126,9 @@ def main() -> None:
             print(f"   {architecture:<10} {kedro_time:8.3f} {plain_time:8.3f} {kedro_time / plain_time:7.2f}")
 
     print("\n4. disk written under data/ by one `kedro run --pipelines conv`")
-    print(f"   {conv.bytes_written / 1e6:.1f} MB (target < 100 MB); linear + mlp run: {others.bytes_written / 1e6:.1f} MB")
+    print(
+        f"   {conv.bytes_written / 1e6:.1f} MB (target < 100 MB); linear + mlp run: {others.bytes_written / 1e6:.1f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,9 @@ def copy_project(root: Path) -> Path:
     for name in ("pyproject.toml", ".telemetry", "conf", "src", "notebooks"):
         source = PROJECT_ROOT / name
         if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "local", ".ipynb_checkpoints"))
+            shutil.copytree(
+                source, root / name, ignore=shutil.ignore_patterns("__pycache__", "local", ".ipynb_checkpoints")
+            )
         else:
             shutil.copy(source, root / name)
     (root / "conf" / "local").mkdir()

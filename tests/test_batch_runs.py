@@ -56,18 +56,37 @@ def test_packaged_project_runs_with_data_outside_it(project, tmp_path):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, system_site_packages=True, with_pip=True)  # dependencies come from this interpreter
     python = env_dir / "bin" / "python"
-    install = subprocess.run([python, "-m", "pip", "install", "--no-deps", "--quiet", wheel], capture_output=True, text=True)
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "--no-deps", "--quiet", wheel], capture_output=True, text=True
+    )
     assert install.returncode == 0, install.stderr[-3000:]
 
     workdir = tmp_path / "nightly"
     workdir.mkdir()
-    where = subprocess.run([python, "-c", "import digit_recognizer; print(digit_recognizer.__file__)"],
-                           cwd=workdir, capture_output=True, text=True)
+    where = subprocess.run(
+        [python, "-c", "import digit_recognizer; print(digit_recognizer.__file__)"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
     assert str(env_dir) in where.stdout  # the installed wheel, not the source tree
     run = subprocess.run(
-        [python, "-m", "digit_recognizer", "--pipelines", "conv", "--conf-source", str(archive),
-         "--params", f"raw_dir={RAW_DIR},conv.epochs=1"],
-        cwd=workdir, capture_output=True, text=True, env={**os.environ, "DO_NOT_TRACK": "1"}, timeout=600,
+        [
+            python,
+            "-m",
+            "digit_recognizer",
+            "--pipelines",
+            "conv",
+            "--conf-source",
+            str(archive),
+            "--params",
+            f"raw_dir={RAW_DIR},conv.epochs=1",
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DO_NOT_TRACK": "1"},
+        timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     [submission] = (workdir / "data" / "07_model_output" / "conv" / "submission.csv").glob("*/submission.csv")
@@ -133,7 +152,11 @@ def test_sigkill_mid_epoch_loses_nothing_and_half_written_files_are_never_loaded
     env = {**os.environ, "DO_NOT_TRACK": "1", "COLUMNS": "200"}
     run = subprocess.Popen(
         [sys.executable, "-m", "kedro", "run", "--pipelines", "conv", "--params", "conv.epochs=500"],
-        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     deadline = time.time() + 120
     for line in run.stdout:  # wait for the training table's row of epoch 2
@@ -165,8 +188,21 @@ def test_two_runs_at_once_keep_their_own_outputs(project):
     env = {**os.environ, "DO_NOT_TRACK": "1"}
     runs = [
         subprocess.Popen(
-            [sys.executable, "-m", "kedro", "run", "--pipelines", "centroid", "--params", f"centroid.model.distance={d}"],
-            cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "kedro",
+                "run",
+                "--pipelines",
+                "centroid",
+                "--params",
+                f"centroid.model.distance={d}",
+            ],
+            cwd=project,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for d in ("euclidean", "cosine")
     ]
@@ -179,7 +215,7 @@ def test_two_runs_at_once_keep_their_own_outputs(project):
     test = torch.tensor(pd.read_csv(RAW_DIR / "test.csv").to_numpy() / 255, dtype=torch.float32).reshape(-1, 1, 28, 28)
     solution = pd.read_csv(RAW_DIR / "solution.csv")["Label"].to_numpy()
     distances = set()
-    for model_file, submission_file, score_file in zip(models, submissions, scores):
+    for model_file, submission_file, score_file in zip(models, submissions, scores, strict=True):
         assert model_file.parent.name == submission_file.parent.name == score_file.parent.name
         model = TorchModelDataset(filepath=str(model_file)).load()
         distances.add(model.options["distance"])
@@ -199,8 +235,16 @@ def test_load_versions_remakes_a_past_submission(project):
     assert first_submission.read_bytes() != second_submission.read_bytes()
 
     version = models[0].parent.name
-    again = kedro(project, "run", "--pipelines", "conv", "--tags", "data_processing,predict",
-                  "--load-versions", f"conv.model:{version}")
+    again = kedro(
+        project,
+        "run",
+        "--pipelines",
+        "conv",
+        "--tags",
+        "data_processing,predict",
+        "--load-versions",
+        f"conv.model:{version}",
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert len(versions_of(project, "06_models/conv/model.pt")) == 2  # nothing retrained
     remade = versions_of(project, "07_model_output/conv/submission.csv")[-1]

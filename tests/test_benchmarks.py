@@ -12,10 +12,16 @@ from .conftest import PROJECT_ROOT, copy_project
 
 def test_benchmark_runs_its_tiny_case(tmp_path):
     root = copy_project(tmp_path / "project")
-    shutil.copytree(PROJECT_ROOT / "benchmarks", root / "benchmarks", ignore=shutil.ignore_patterns("out", "__pycache__"))
+    shutil.copytree(
+        PROJECT_ROOT / "benchmarks", root / "benchmarks", ignore=shutil.ignore_patterns("out", "__pycache__")
+    )
     result = subprocess.run(
-        [sys.executable, "benchmarks/run.py", "--tiny"], cwd=root, capture_output=True, text=True,
-        env={**os.environ, "DO_NOT_TRACK": "1"}, timeout=600,
+        [sys.executable, "benchmarks/run.py", "--tiny"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DO_NOT_TRACK": "1"},
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     for heading in ("1. whole process", "2. the fastest kedro run", "3. training seconds per epoch", "4. disk written"):

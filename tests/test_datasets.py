@@ -54,7 +54,7 @@ class TestTorchModelDataset:
         dataset.save(model)
         loaded = dataset.load()
         assert type(loaded) is type(model) and loaded.options == options and not loaded.training
-        for (name, expected), (_, actual) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        for (name, expected), (_, actual) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
             assert torch.equal(expected, actual), name
         images = torch.rand(3, 1, 28, 28)
         model.eval()
@@ -66,7 +66,10 @@ class TestTorchModelDataset:
         first.save(build_model("linear"))
         TorchModelDataset(filepath=path, version=Version(None, "2026-01-02T00.00.00.000Z")).save(build_model("mlp"))
         assert TorchModelDataset(filepath=path, version=Version(None, None)).load().architecture == "mlp"
-        assert TorchModelDataset(filepath=path, version=Version("2026-01-01T00.00.00.000Z", None)).load().architecture == "linear"
+        assert (
+            TorchModelDataset(filepath=path, version=Version("2026-01-01T00.00.00.000Z", None)).load().architecture
+            == "linear"
+        )
         assert not list(tmp_path.rglob("*.partial"))
 
     def test_truncated_file_gives_a_clear_error(self, tmp_path):
@@ -89,5 +92,7 @@ class TestTorchModelDataset:
         payload = torch.load(path, weights_only=True)
         payload["options"] = {"hidden": 31}
         torch.save(payload, path)
-        with pytest.raises(DatasetError, match=r"the weights do not fit architecture 'mlp' with options \{'hidden': 31\}"):
+        with pytest.raises(
+            DatasetError, match=r"the weights do not fit architecture 'mlp' with options \{'hidden': 31\}"
+        ):
             dataset.load()

@@ -66,4 +66,4 @@ def test_a_fresh_model_is_built_every_time():
     torch.manual_seed(0)
     second = build_model("mlp")
     assert first is not second
-    assert all(torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters(), strict=True))

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from .conftest import FAST, kedro
 
@@ -56,7 +55,10 @@ def test_raw_dir_parameter_reads_files_elsewhere_and_bad_input_writes_nothing(pr
     result = kedro(project, "run", "--pipeline", "centroid", "--params", f"raw_dir={elsewhere}")
     assert result.returncode != 0
     output = " ".join((result.stdout + result.stderr).split())
-    assert f"{elsewhere / 'train.csv'}, line 43 (data row 42), column 'pixel300': expected pixel value 0..255, got 256" in output
+    assert (
+        f"{elsewhere / 'train.csv'}, line 43 (data row 42), column 'pixel300': expected pixel value 0..255, got 256"
+        in output
+    )
     assert not written(project, "0[2-8]_*/**/*")
 
     (elsewhere / "train.csv").unlink()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -63,7 +64,9 @@ def test_same_seed_same_model(tiny_set):
         return model
 
     first, second = train(), train()
-    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True)
+    )
 
 
 def test_one_cycle_warms_up_then_anneals(tiny_set):
@@ -103,7 +106,7 @@ def test_divergence_is_reported(tiny_set):
 def test_lr_finder_sweeps_exponentially_and_stops_on_divergence(tiny_set):
     torch.manual_seed(0)
     result = lr_find(build_model("mlp"), tiny_set, start_lr=1e-4, end_lr=1e4, num_steps=80, batch_size=64)
-    ratios = [b / a for a, b in zip(result.rates, result.rates[1:])]
+    ratios = [b / a for a, b in itertools.pairwise(result.rates)]
     assert ratios == pytest.approx([ratios[0]] * len(ratios))
     assert ratios[0] == pytest.approx((1e4 / 1e-4) ** (1 / 79))
     assert len(result.rates) < 80  # the loss blew up before the sweep reached lr=1e4

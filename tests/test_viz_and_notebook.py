@@ -34,9 +34,7 @@ def viz_build(project_after_run) -> Path:
 
 def test_viz_has_every_pipeline_namespace_and_layer(viz_build):
     main = json.loads((viz_build / "main").read_text())
-    assert [p["id"] for p in main["pipelines"]] == [
-        "data_processing", *ARCHITECTURES, "reporting", "__default__"
-    ]
+    assert [p["id"] for p in main["pipelines"]] == ["data_processing", *ARCHITECTURES, "reporting", "__default__"]
     for pipeline in ("data_processing", "conv", "reporting"):
         assert (viz_build / "pipelines" / pipeline).is_file()
     assert main["layers"] == LAYERS
@@ -54,9 +52,11 @@ def test_viz_has_every_pipeline_namespace_and_layer(viz_build):
 def test_viz_previews_plots_and_tables(viz_build):
     main = json.loads((viz_build / "main").read_text())
     by_name = {n["name"]: n["id"] for n in main["nodes"] if n["type"] == "data"}
-    plots = ["sample_digits", "leaderboard_plot"] + [
-        f"{a}.{p}" for a in ARCHITECTURES for p in ("confusion_matrix", "misclassified_digits")
-    ] + [f"{a}.{p}" for a in ("linear", "mlp", "conv") for p in ("lr_finder_plot", "training_curves")]
+    plots = (
+        ["sample_digits", "leaderboard_plot"]
+        + [f"{a}.{p}" for a in ARCHITECTURES for p in ("confusion_matrix", "misclassified_digits")]
+        + [f"{a}.{p}" for a in ("linear", "mlp", "conv") for p in ("lr_finder_plot", "training_curves")]
+    )
     for name in plots:
         detail = json.loads((viz_build / "nodes" / by_name[name]).read_text())
         assert detail["preview_type"] == "ImagePreview", name
@@ -79,7 +79,9 @@ def test_every_node_has_a_one_line_docstring():
 def test_notebook_runs_on_the_sample(project_after_run):
     path = project_after_run / "notebooks" / "explore_results.ipynb"
     notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]

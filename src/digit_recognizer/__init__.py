@@ -1,4 +1,3 @@
-"""digit-recognizer
-"""
+"""digit-recognizer"""
 
 __version__ = "0.1"

@@ -9,7 +9,6 @@ from typing import Any
 
 import fsspec
 import pandas as pd
-from kedro_datasets._typing import JSONPreview, TablePreview
 from kedro.io.core import (
     AbstractDataset,
     AbstractVersionedDataset,
@@ -18,6 +17,7 @@ from kedro.io.core import (
     get_filepath_str,
     get_protocol_and_path,
 )
+from kedro_datasets._typing import JSONPreview, TablePreview
 
 
 class KaggleCSVDataset(AbstractDataset[None, pd.DataFrame]):
@@ -135,9 +135,7 @@ class TorchModelDataset(AbstractVersionedDataset[Any, Any]):
         except FileNotFoundError:
             raise
         except Exception as exc:
-            raise DatasetError(
-                f"{path}: not a readable model file (corrupt or truncated?): {exc}"
-            ) from exc
+            raise DatasetError(f"{path}: not a readable model file (corrupt or truncated?): {exc}") from exc
         if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
             raise DatasetError(f"{path}: not a model saved by digit-recognizer (no '{MODEL_FORMAT}' header).")
         if payload.get("format_version") != MODEL_FORMAT_VERSION:
@@ -151,8 +149,7 @@ class TorchModelDataset(AbstractVersionedDataset[Any, Any]):
             model.load_state_dict(deepcopy(payload["state_dict"]))
         except (ValueError, RuntimeError, KeyError) as exc:
             raise DatasetError(
-                f"{path}: the weights do not fit architecture '{architecture}' with options "
-                f"{options}: {exc}"
+                f"{path}: the weights do not fit architecture '{architecture}' with options {options}: {exc}"
             ) from exc
         return model.eval()
 

@@ -6,6 +6,7 @@ with ``head="regression"`` (the original notebook's framing, kept for comparison
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -63,7 +64,7 @@ class ConvNet(nn.Sequential):
     CHANNELS = (1, 4, 16, 32, 64, N_CLASSES)
 
     def __init__(self, batchnorm: bool = True) -> None:
-        pairs = list(zip(self.CHANNELS, self.CHANNELS[1:]))
+        pairs = list(itertools.pairwise(self.CHANNELS))
         layers: list[nn.Module] = []
         for i, (ni, nf) in enumerate(pairs):
             last = i == len(pairs) - 1
@@ -123,9 +124,7 @@ def build_model(architecture: str, **options: Any) -> nn.Module:
     try:
         cls = ARCHITECTURES[architecture]
     except KeyError:
-        raise ValueError(
-            f"unknown architecture {architecture!r}; expected one of {sorted(ARCHITECTURES)}"
-        ) from None
+        raise ValueError(f"unknown architecture {architecture!r}; expected one of {sorted(ARCHITECTURES)}") from None
     try:
         model = cls(**options)
     except TypeError as exc:

@@ -18,7 +18,7 @@ def digit_grid(images: np.ndarray, titles: list[str], columns: int, suptitle: st
     mosaic = np.zeros((rows * (cell + pad), columns * (cell + 4)), dtype=np.float32)
     fig = Figure(figsize=(max(columns * 0.95, 3.0), rows * 1.2 + 0.5))
     ax = fig.add_axes((0, 0, 1, 1 - 0.45 / (rows * 1.2 + 0.5)))
-    for i, (image, title) in enumerate(zip(images, titles)):
+    for i, (image, title) in enumerate(zip(images, titles, strict=True)):
         top, left = (i // columns) * (cell + pad), (i % columns) * (cell + 4) + 2
         mosaic[top : top + cell, left : left + cell] = image.reshape(cell, cell)
         ax.text(left + cell / 2, top + cell + pad / 2, title, ha="center", va="center", fontsize=7)
@@ -39,7 +39,9 @@ def lr_finder_curve(result: dict[str, Any], title: str) -> Figure:
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     ax.plot(result["rates"], result["losses"])
-    ax.axvline(result["suggestion"], color="tab:red", linestyle="--", label=f"suggested lr = {result['suggestion']:.3g}")
+    ax.axvline(
+        result["suggestion"], color="tab:red", linestyle="--", label=f"suggested lr = {result['suggestion']:.3g}"
+    )
     ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed training loss", title=title)
     ax.legend()
     fig.subplots_adjust(left=0.12, right=0.97, bottom=0.13, top=0.92)
@@ -71,7 +73,10 @@ def confusion_matrix(metrics: dict[str, Any]) -> Figure:
         colour = "white" if count > matrix.max() / 2 else "black"
         ax.text(pred, true, count, ha="center", va="center", fontsize=8, color=colour)
     ax.set(
-        xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
+        xticks=range(10),
+        yticks=range(10),
+        xlabel="predicted",
+        ylabel="true",
         title=f"{metrics['architecture']}: validation accuracy {metrics['accuracy']:.4f}",
     )
     fig.tight_layout()
@@ -80,7 +85,7 @@ def confusion_matrix(metrics: dict[str, Any]) -> Figure:
 
 def misclassified(images: np.ndarray, true: np.ndarray, predicted: np.ndarray, architecture: str) -> Figure:
     """Validation digits the model got wrong, worst first."""
-    titles = [f"true {t} / pred {p}" for t, p in zip(true, predicted)]
+    titles = [f"true {t} / pred {p}" for t, p in zip(true, predicted, strict=True)]
     return digit_grid(images, titles, 6, f"{architecture}: worst-misclassified validation digits")
 
 
@@ -91,7 +96,7 @@ def leaderboard_bars(leaderboard: pd.DataFrame) -> Figure:
     x = np.arange(len(leaderboard))
     ax.bar(x - 0.2, leaderboard["validation_accuracy"], width=0.4, label="validation accuracy")
     ax.bar(x + 0.2, leaderboard["test_score"].fillna(0), width=0.4, label="test score (solution.csv)")
-    for xi, value in zip(x, leaderboard["validation_accuracy"]):
+    for xi, value in zip(x, leaderboard["validation_accuracy"], strict=True):
         ax.text(xi - 0.2, value + 0.01, f"{value:.3f}", ha="center", fontsize=8)
     ax.set(xticks=x, xticklabels=leaderboard["architecture"], ylim=(0, 1.08), ylabel="accuracy", title="Leaderboard")
     ax.legend(loc="lower right")

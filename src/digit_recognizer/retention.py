@@ -33,7 +33,9 @@ class Pruned:
 
 def versions(dataset_dir: Path) -> list[Path]:
     """The complete versions of one dataset, oldest first."""
-    found = [d for d in dataset_dir.iterdir() if d.is_dir() and VERSION.match(d.name) and (d / dataset_dir.name).exists()]
+    found = [
+        d for d in dataset_dir.iterdir() if d.is_dir() and VERSION.match(d.name) and (d / dataset_dir.name).exists()
+    ]
     return sorted(found, key=lambda d: d.name)
 
 

@@ -21,6 +21,8 @@ SCHEDULES = ("constant", "one_cycle")
 
 class TrainingDivergedError(RuntimeError):
     """The training loss became infinite or NaN."""
+
+
 EVAL_BATCH_SIZE = 2048
 
 
@@ -77,7 +79,10 @@ def random_affine(
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     # affine_grid works in [-1, 1] coordinates, so a shift of f image sizes is 2f.
     theta = torch.stack(
-        [torch.stack([cos, -sin, draws[:, 2] * 2 * max_shift], 1), torch.stack([sin, cos, draws[:, 3] * 2 * max_shift], 1)],
+        [
+            torch.stack([cos, -sin, draws[:, 2] * 2 * max_shift], 1),
+            torch.stack([sin, cos, draws[:, 3] * 2 * max_shift], 1),
+        ],
         1,
     ).to(images.dtype)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
@@ -175,7 +180,9 @@ def fit(
         running = torch.zeros((), device=train_x.device)
         batches = tqdm(
             batch_indices(len(train_x), batch_size, generator, device=train_x.device),
-            total=steps_per_epoch, leave=False, disable=None if progress is None else not progress,
+            total=steps_per_epoch,
+            leave=False,
+            disable=None if progress is None else not progress,
             desc=f"epoch {epoch}",
         )
         for idx in batches:

@@ -48,7 +48,13 @@ def test_registry_names():
     conv_nodes = {n.name for n in pipelines["conv"].nodes}
     assert {"validate_raw_data", "conv.train_model", "conv.make_submission"} <= conv_nodes
     assert not any(name.startswith(("linear.", "mlp.")) for name in conv_nodes)
-    assert pipelines["conv"].inputs() >= {"raw_train", "raw_test", "raw_sample_submission", "raw_solution", "params:conv"}
+    assert pipelines["conv"].inputs() >= {
+        "raw_train",
+        "raw_test",
+        "raw_sample_submission",
+        "raw_solution",
+        "params:conv",
+    }
 
 
 def test_data_processing_pipeline(raw_frames, parameters):

@@ -45,18 +45,23 @@ class TestValidateRawData:
     def test_missing_pixel_column(self, raw_frames):
         raw_frames["test"] = raw_frames["test"].drop(columns="pixel783")
         with pytest.raises(
-            RawDataError, match=r"test\.csv: expected pixel0\.\.pixel783 \(784 columns\), found 783 columns: missing 'pixel783'"
+            RawDataError,
+            match=r"test\.csv: expected pixel0\.\.pixel783 \(784 columns\), found 783 columns: missing 'pixel783'",
         ):
             _validate(raw_frames)
 
     def test_label_column_in_test(self, raw_frames):
         raw_frames["test"].insert(0, "label", 1)
-        with pytest.raises(RawDataError, match=r"test\.csv: .*unexpected 'label' \(Kaggle's test\.csv has no label column\)"):
+        with pytest.raises(
+            RawDataError, match=r"test\.csv: .*unexpected 'label' \(Kaggle's test\.csv has no label column\)"
+        ):
             _validate(raw_frames)
 
     def test_no_label_column_in_train(self, raw_frames):
         raw_frames["train"] = raw_frames["train"].drop(columns="label")
-        with pytest.raises(RawDataError, match=r"train\.csv: .*missing 'label' \(the first column of train\.csv must be the label\)"):
+        with pytest.raises(
+            RawDataError, match=r"train\.csv: .*missing 'label' \(the first column of train\.csv must be the label\)"
+        ):
             _validate(raw_frames)
 
     def test_columns_out_of_order(self, raw_frames):
@@ -80,7 +85,9 @@ class TestValidateRawData:
         test = raw_frames["test"].astype(float)
         test.loc[0, "pixel5"] = np.nan
         raw_frames["test"] = test
-        with pytest.raises(RawDataError, match=r"test\.csv, line 2 \(data row 1\), column 'pixel5': .*got an empty value \(NaN\)"):
+        with pytest.raises(
+            RawDataError, match=r"test\.csv, line 2 \(data row 1\), column 'pixel5': .*got an empty value \(NaN\)"
+        ):
             _validate(raw_frames)
 
     def test_fractional_value(self, raw_frames):
@@ -101,13 +108,16 @@ class TestValidateRawData:
 
     def test_label_out_of_range(self, raw_frames):
         raw_frames["train"].loc[0, "label"] = 10
-        with pytest.raises(RawDataError, match=r"train\.csv, line 2 \(data row 1\), column 'label': expected label 0\.\.9, got 10"):
+        with pytest.raises(
+            RawDataError, match=r"train\.csv, line 2 \(data row 1\), column 'label': expected label 0\.\.9, got 10"
+        ):
             _validate(raw_frames)
 
     def test_sample_submission_length_mismatch(self, raw_frames):
         raw_frames["sample_submission"] = raw_frames["sample_submission"].head(99)
         with pytest.raises(
-            RawDataError, match=r"sample_submission\.csv: has 99 rows but test\.csv has 100; expected one row per test image"
+            RawDataError,
+            match=r"sample_submission\.csv: has 99 rows but test\.csv has 100; expected one row per test image",
         ):
             _validate(raw_frames)
 
@@ -115,7 +125,9 @@ class TestValidateRawData:
         ids = raw_frames["sample_submission"]["ImageId"].to_numpy().copy()
         ids[[4, 5]] = ids[[5, 4]]
         raw_frames["sample_submission"]["ImageId"] = ids
-        with pytest.raises(RawDataError, match=r"sample_submission\.csv, line 6 \(data row 5\): ImageId is 6, expected 5"):
+        with pytest.raises(
+            RawDataError, match=r"sample_submission\.csv, line 6 \(data row 5\): ImageId is 6, expected 5"
+        ):
             _validate(raw_frames)
 
     def test_sample_submission_columns(self, raw_frames):

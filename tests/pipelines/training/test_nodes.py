@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from matplotlib.figure import Figure
@@ -73,7 +72,9 @@ def test_evaluate_model_reports_confusion_and_per_class_accuracy(tensors):
 
 def test_fit_centroid_and_summary(tensors):
     train_set, validation_set = tensors
-    model, history = fit_centroid(train_set, validation_set, {"architecture": "centroid", "model": {"distance": "euclidean"}})
+    model, history = fit_centroid(
+        train_set, validation_set, {"architecture": "centroid", "model": {"distance": "euclidean"}}
+    )
     assert model.options == {"distance": "euclidean"}
     assert history["epochs"][0]["accuracy"] > 0.5
     metrics = evaluate_model(model, validation_set)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import train_test_split
 from matplotlib.figure import Figure
+from sklearn.model_selection import train_test_split
 from torch.utils.data import TensorDataset
 
 from digit_recognizer import plots
@@ -42,7 +42,7 @@ def _check_columns(frame: pd.DataFrame, expected: list[str], source: str, what: 
     if unexpected:
         details.append(f"unexpected {_shorten(unexpected)}")
     if not details:
-        first = next(i for i, (a, b) in enumerate(zip(columns, expected)) if a != b)
+        first = next(i for i, (a, b) in enumerate(zip(columns, expected, strict=False)) if a != b)
         details.append(f"column {first + 1} is '{columns[first]}' where '{expected[first]}' belongs")
     hint = ""
     if "label" in unexpected:
@@ -75,8 +75,7 @@ def _check_values(frame: pd.DataFrame, low: int, high: int, source: str, what: s
             got = values.iloc[row]
             shown = "an empty value (NaN)" if pd.isna(got) else repr(got) if isinstance(got, str) else str(got)
             raise RawDataError(
-                f"{source}, {_where(row)}, column '{column}': expected an integer {what} "
-                f"{low}..{high}, got {shown}."
+                f"{source}, {_where(row)}, column '{column}': expected an integer {what} {low}..{high}, got {shown}."
             )
     array = frame.to_numpy()
     out_of_range = (array < low) | (array > high)
@@ -133,9 +132,7 @@ def stratified_split(validated_train: pd.DataFrame, validation_fraction: float, 
     labels = validated_train["label"].to_numpy()
     rows = np.arange(len(labels))
     try:
-        _, validation_rows = train_test_split(
-            rows, test_size=validation_fraction, stratify=labels, random_state=seed
-        )
+        _, validation_rows = train_test_split(rows, test_size=validation_fraction, stratify=labels, random_state=seed)
     except ValueError as exc:
         raise ValueError(
             f"Cannot split {len(labels)} labelled rows with validation_fraction="
@@ -157,7 +154,11 @@ def normalise_images(
     # later step (row selection, scaling, the N×1×28×28 view) fast and copy-free.
     pixels = np.ascontiguousarray(validated_train[PIXEL_COLUMNS].to_numpy())
     is_validation = _is_validation(split)
-    subsets = [pixels[~is_validation], pixels[is_validation], np.ascontiguousarray(validated_test[PIXEL_COLUMNS].to_numpy())]
+    subsets = [
+        pixels[~is_validation],
+        pixels[is_validation],
+        np.ascontiguousarray(validated_test[PIXEL_COLUMNS].to_numpy()),
+    ]
     train, validation, test = (subset.astype(np.float32) for subset in subsets)
     for array in (train, validation, test):
         array /= np.float32(255)  # in place: ten times faster than a mixed uint8/float32 divide

@@ -61,7 +61,12 @@ def train_model(
     model = _fresh_model(config).to(device)
     logger.info(
         "Training %s (%d parameters) on %s: %d epochs, lr=%.3g, %s schedule",
-        config.architecture, count_parameters(model), device, config.epochs, lr, config.schedule,
+        config.architecture,
+        count_parameters(model),
+        device,
+        config.epochs,
+        lr,
+        config.schedule,
     )
     start = time.perf_counter()
     history = fit(
@@ -93,8 +98,12 @@ def fit_centroid(
     valid_loss, predictions = evaluate(model, valid_x, valid_y)
     seconds = time.perf_counter() - start
     epoch = {
-        "epoch": 0, "train_loss": float("nan"), "valid_loss": valid_loss,
-        "accuracy": (predictions == valid_y).float().mean().item(), "time": seconds, "lr": 0.0,
+        "epoch": 0,
+        "train_loss": float("nan"),
+        "valid_loss": valid_loss,
+        "accuracy": (predictions == valid_y).float().mean().item(),
+        "time": seconds,
+        "lr": 0.0,
     }
     logger.info("centroid: validation accuracy %.4f", epoch["accuracy"])
     return model, _history(config, torch.device("cpu"), 0.0, seconds, [epoch])
@@ -149,9 +158,7 @@ def make_submission(predictions: np.ndarray, sample_submission: pd.DataFrame) ->
     labels = np.asarray(predictions)
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise ValueError(f"predicted labels must lie in 0..9, got {labels.min()}..{labels.max()}.")
-    submission = pd.DataFrame(
-        {"ImageId": sample_submission["ImageId"].to_numpy(), "Label": labels.astype(np.int64)}
-    )
+    submission = pd.DataFrame({"ImageId": sample_submission["ImageId"].to_numpy(), "Label": labels.astype(np.int64)})
     if list(submission.columns) != list(sample_submission.columns):
         raise ValueError(f"submission columns {list(submission.columns)} differ from sample_submission.csv's")
     return submission
@@ -165,8 +172,7 @@ def score_submission(submission: pd.DataFrame, solution: pd.DataFrame | None) ->
     merged = submission.merge(solution, on="ImageId", how="left", suffixes=("", "_true"))
     if merged["Label_true"].isna().any() or len(solution) != len(submission):
         raise ValueError(
-            f"solution.csv ({len(solution)} rows) does not cover the submission's "
-            f"{len(submission)} ImageIds."
+            f"solution.csv ({len(solution)} rows) does not cover the submission's {len(submission)} ImageIds."
         )
     accuracy = float((merged["Label"] == merged["Label_true"]).mean())
     logger.info("Submission scores %.5f against solution.csv", accuracy)

@@ -61,9 +61,7 @@ def _validation_and_submission() -> list:
             tags="predict",
         ),
         node(score_submission, ["submission", "raw_solution"], "test_score", name="score_submission", tags="predict"),
-        node(
-            summarise_run, ["validation_metrics", "training_history", "test_score"], "summary", name="summarise_run"
-        ),
+        node(summarise_run, ["validation_metrics", "training_history", "test_score"], "summary", name="summarise_run"),
     ]
 
 
