@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import venv
 from pathlib import Path
 
 import pandas as pd
@@ -53,13 +52,17 @@ def test_packaged_project_runs_with_data_outside_it(project, tmp_path):
     archive = project / "dist" / "conf-digit_recognizer.tar.gz"
     assert archive.is_file()
 
-    env_dir = tmp_path / "venv"
-    venv.create(env_dir, system_site_packages=True, with_pip=True)  # dependencies come from this interpreter
-    python = env_dir / "bin" / "python"
+    # The wheel goes into a folder of its own, in front of this interpreter's packages (its
+    # dependencies): this works alike in a virtual environment, a conda env or the system Python.
+    site = tmp_path / "site"
     install = subprocess.run(
-        [python, "-m", "pip", "install", "--no-deps", "--quiet", wheel], capture_output=True, text=True
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", site, wheel],
+        capture_output=True,
+        text=True,
     )
     assert install.returncode == 0, install.stderr[-3000:]
+    python = sys.executable
+    run_env = {**os.environ, "DO_NOT_TRACK": "1", "PYTHONPATH": str(site)}
 
     workdir = tmp_path / "nightly"
     workdir.mkdir()
@@ -68,8 +71,9 @@ def test_packaged_project_runs_with_data_outside_it(project, tmp_path):
         cwd=workdir,
         capture_output=True,
         text=True,
+        env=run_env,
     )
-    assert str(env_dir) in where.stdout  # the installed wheel, not the source tree
+    assert str(site) in where.stdout  # the installed wheel, not the source tree
     run = subprocess.run(
         [
             python,
@@ -85,7 +89,7 @@ def test_packaged_project_runs_with_data_outside_it(project, tmp_path):
         cwd=workdir,
         capture_output=True,
         text=True,
-        env={**os.environ, "DO_NOT_TRACK": "1"},
+        env=run_env,
         timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]

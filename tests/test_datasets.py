@@ -1,12 +1,21 @@
 from __future__ import annotations
 
+import hashlib
+
 import pandas as pd
 import pytest
 import torch
 from kedro.io import DatasetError, Version
 
 from digit_recognizer.datasets import KaggleCSVDataset, TorchModelDataset
-from digit_recognizer.models import build_model
+from digit_recognizer.models import Preprocessing, build_model
+
+
+def _model(architecture: str, **options) -> torch.nn.Module:
+    """A model as training leaves it: with the preprocessing it was trained with."""
+    model = build_model(architecture, **options)
+    model.preprocessing = Preprocessing(mean=0.13, std=0.31)
+    return model
 
 
 class TestKaggleCSVDataset:
@@ -37,6 +46,40 @@ class TestKaggleCSVDataset:
         with pytest.raises(DatasetError, match=rf"{path}: not a readable CSV file: .*line 3"):
             KaggleCSVDataset(filepath=str(path)).load()
 
+    @pytest.mark.parametrize(
+        ("content", "message"),
+        [
+            (b"\x1f\x8b\x08\x00" + bytes(100), r"the file is gzip-compressed, not a CSV text file; unpack it first"),
+            (b"PK\x03\x04" + bytes(100), r"the file is a zip archive"),
+            (b"pixel0,pixel1\n0,1\n\x00\x00\x00", r"line 3, character 1: byte 0x00 is a NUL byte: binary content"),
+            (b"pixel0,pixel1\n0,1\n2,\xe9\n", r"line 3, character 3: byte 0xe9 is not ASCII: another text encoding\?"),
+            (
+                b"pixel0,pixel1\n0," + b"7" * 20_000 + b"\n",
+                r"line 2: longer than 8,192 characters, more than any Kaggle row",
+            ),
+        ],
+    )
+    def test_binary_compressed_and_overlong_content(self, tmp_path, content, message):
+        path = tmp_path / "train.csv"
+        path.write_bytes(content)
+        with pytest.raises(DatasetError, match=rf"{path}.*{message}") as error:
+            KaggleCSVDataset(filepath=str(path)).load()
+        assert len(str(error.value)) < 600  # quotes at most ~200 characters of the file
+
+    def test_a_huge_binary_file_is_refused_at_once(self, tmp_path):
+        path = tmp_path / "train.csv"
+        with open(path, "wb") as handle:  # 2 GB of NUL bytes, sparse on disk
+            handle.truncate(2 << 30)
+        with pytest.raises(DatasetError, match="NUL byte"):
+            KaggleCSVDataset(filepath=str(path)).load()
+
+    def test_records_size_and_digest(self, tmp_path):
+        path = tmp_path / "test.csv"
+        path.write_bytes(b"pixel0\n7\n")
+        frame = KaggleCSVDataset(filepath=str(path)).load()
+        assert frame.attrs["bytes"] == 9
+        assert frame.attrs["sha256"] == hashlib.sha256(b"pixel0\n7\n").hexdigest()
+
     def test_is_read_only(self, tmp_path):
         with pytest.raises(DatasetError, match="read-only"):
             KaggleCSVDataset(filepath=str(tmp_path / "x.csv")).save(pd.DataFrame({"a": [1]}))
@@ -49,11 +92,12 @@ class TestTorchModelDataset:
     )
     def test_round_trip_rebuilds_the_model(self, tmp_path, architecture, options):
         torch.manual_seed(0)
-        model = build_model(architecture, **options)
+        model = _model(architecture, **options)
         dataset = TorchModelDataset(filepath=str(tmp_path / "model.pt"))
         dataset.save(model)
         loaded = dataset.load()
         assert type(loaded) is type(model) and loaded.options == options and not loaded.training
+        assert loaded.preprocessing == Preprocessing(mean=0.13, std=0.31)
         for (name, expected), (_, actual) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
             assert torch.equal(expected, actual), name
         images = torch.rand(3, 1, 28, 28)
@@ -63,18 +107,17 @@ class TestTorchModelDataset:
     def test_versions_are_kept(self, tmp_path):
         path = str(tmp_path / "model.pt")
         first = TorchModelDataset(filepath=path, version=Version(None, "2026-01-01T00.00.00.000Z"))
-        first.save(build_model("linear"))
-        TorchModelDataset(filepath=path, version=Version(None, "2026-01-02T00.00.00.000Z")).save(build_model("mlp"))
+        first.save(_model("linear"))
+        TorchModelDataset(filepath=path, version=Version(None, "2026-01-02T00.00.00.000Z")).save(_model("mlp"))
         assert TorchModelDataset(filepath=path, version=Version(None, None)).load().architecture == "mlp"
         assert (
             TorchModelDataset(filepath=path, version=Version("2026-01-01T00.00.00.000Z", None)).load().architecture
             == "linear"
         )
-        assert not list(tmp_path.rglob("*.partial"))
 
     def test_truncated_file_gives_a_clear_error(self, tmp_path):
         path = tmp_path / "model.pt"
-        TorchModelDataset(filepath=str(path)).save(build_model("conv"))
+        TorchModelDataset(filepath=str(path)).save(_model("conv"))
         path.write_bytes(path.read_bytes()[:500])
         with pytest.raises(DatasetError, match=rf"{path}: not a readable model file \(corrupt or truncated\?\)"):
             TorchModelDataset(filepath=str(path)).load()
@@ -88,7 +131,7 @@ class TestTorchModelDataset:
     def test_mismatched_weights_give_a_clear_error(self, tmp_path):
         path = tmp_path / "model.pt"
         dataset = TorchModelDataset(filepath=str(path))
-        dataset.save(build_model("mlp", hidden=30))
+        dataset.save(_model("mlp", hidden=30))
         payload = torch.load(path, weights_only=True)
         payload["options"] = {"hidden": 31}
         torch.save(payload, path)
@@ -96,3 +139,8 @@ class TestTorchModelDataset:
             DatasetError, match=r"the weights do not fit architecture 'mlp' with options \{'hidden': 31\}"
         ):
             dataset.load()
+
+    def test_a_model_without_preprocessing_is_not_saved(self, tmp_path):
+        with pytest.raises(DatasetError, match="the model has no preprocessing"):
+            TorchModelDataset(filepath=str(tmp_path / "model.pt")).save(build_model("linear"))
+        assert not (tmp_path / "model.pt").exists()

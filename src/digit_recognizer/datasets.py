@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from copy import deepcopy
 from pathlib import Path, PurePosixPath
@@ -18,6 +19,78 @@ from kedro.io.core import (
     get_protocol_and_path,
 )
 from kedro_datasets._typing import JSONPreview, TablePreview
+
+# A Kaggle row is at most 784 pixels of "255," plus a label: about 3,200 characters.
+MAX_LINE_LENGTH = 8192
+QUOTE_LIMIT = 200
+CHUNK = 1 << 20
+MAGIC = {
+    b"\x1f\x8b": "gzip-compressed",
+    b"PK\x03\x04": "a zip archive",
+    b"BZh": "bzip2-compressed",
+    b"\xfd7zXZ\x00": "xz-compressed",
+    b"\x28\xb5\x2f\xfd": "zstd-compressed",
+    b"PAR1": "a Parquet file",
+}
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:QUOTE_LIMIT] if text else type(error).__name__
+
+
+def _quote(data: bytes) -> str:
+    shown = data[:QUOTE_LIMIT].decode("ascii", errors="backslashreplace")
+    return repr(shown) + (f" ... ({len(data):,} bytes in all)" if len(data) > QUOTE_LIMIT else "")
+
+
+def check_csv_text(path: Path) -> tuple[int, str]:
+    """Checks that ``path`` is a plain ASCII text file of reasonable lines; returns its size and sha256.
+
+    Reads the file once, a megabyte at a time, so a huge or binary file is refused in bounded
+    memory: compressed or binary content, non-ASCII bytes (another encoding) and overlong
+    lines are named with their line and column before any CSV parser sees them.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    line, line_length = 1, 0  # the line being read and its length so far
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        for magic, what in MAGIC.items():
+            if head.startswith(magic):
+                raise DatasetError(
+                    f"{path}: the file is {what}, not a CSV text file; unpack it first "
+                    f"(Kaggle's download is a zip archive holding {path.name})."
+                )
+        if not head:
+            raise DatasetError(f"{path}: the file is empty; expected a CSV header and data rows.")
+        handle.seek(0)
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            if b"\0" in chunk or not chunk.isascii():
+                at = next(i for i, byte in enumerate(chunk) if byte == 0 or byte > 127)
+                before = chunk[:at]
+                bad_line = line + before.count(b"\n")
+                column = at - (before.rfind(b"\n") + 1) + 1 + (line_length if b"\n" not in before else 0)
+                kind = "a NUL byte: binary content" if chunk[at] == 0 else "not ASCII: another text encoding?"
+                raise DatasetError(
+                    f"{path}, line {bad_line}, character {column}: byte 0x{chunk[at]:02x} is {kind}. "
+                    "Expected a plain-text CSV of digits and commas."
+                )
+            pieces = chunk.split(b"\n")
+            lengths = [line_length + len(pieces[0]), *map(len, pieces[1:])]
+            longest = max(lengths[:-1], default=0) if len(pieces) > 1 else 0
+            if max(longest, lengths[-1]) > MAX_LINE_LENGTH:
+                index = next(i for i, n in enumerate(lengths) if n > MAX_LINE_LENGTH)
+                start = pieces[index] if index else pieces[0]
+                raise DatasetError(
+                    f"{path}, line {line + index}: longer than {MAX_LINE_LENGTH:,} characters, more than "
+                    f"any Kaggle row; it starts {_quote(start)}. Expected one image per line."
+                )
+            line += len(pieces) - 1
+            line_length = lengths[-1]
+    return size, digest.hexdigest()
 
 
 class KaggleCSVDataset(AbstractDataset[None, pd.DataFrame]):
@@ -54,13 +127,12 @@ class KaggleCSVDataset(AbstractDataset[None, pd.DataFrame]):
                 f"'{path.parent}'; pass the folder that holds train.csv, test.csv and "
                 "sample_submission.csv with --params raw_dir=/path/to/folder."
             )
-        if path.stat().st_size == 0:
-            raise DatasetError(f"{path}: the file is empty; expected a CSV header and data rows.")
+        size, digest = check_csv_text(path)
         try:
             frame = self._read(path)
         except Exception as exc:  # the CSV parser's own message says which line is wrong
-            raise DatasetError(f"{path}: not a readable CSV file: {exc}") from exc
-        frame.attrs["source"] = str(path)
+            raise DatasetError(f"{path}: not a readable CSV file: {_first_line(exc)}") from exc
+        frame.attrs.update(source=str(path), bytes=size, sha256=digest)
         return frame
 
     def _read(self, path: Path) -> pd.DataFrame:
@@ -90,16 +162,16 @@ class KaggleCSVDataset(AbstractDataset[None, pd.DataFrame]):
 
 
 MODEL_FORMAT = "digit-recognizer-model"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2  # 2: the preprocessing travels with the model
 
 
 class TorchModelDataset(AbstractVersionedDataset[Any, Any]):
-    """A trained model, stored as its architecture, its options and its weights in one file.
+    """A trained model: its architecture, options, preprocessing and weights in one file.
 
-    Loading rebuilds the model with :func:`digit_recognizer.models.build_model` and loads the
-    weights, so a model file is usable without knowing how it was made. The file is written
-    to a temporary name and renamed into place, so a crash never leaves a half-written model
-    where the next run would load it.
+    Loading rebuilds the model with :func:`digit_recognizer.models.build_model`, loads the
+    weights and restores ``model.preprocessing`` (how raw pixels become its input), so a model
+    file is usable without knowing how it was made. Within a run, the run's hooks write it
+    through a temporary name (see :mod:`digit_recognizer.runs`).
     """
 
     def __init__(
@@ -127,7 +199,7 @@ class TorchModelDataset(AbstractVersionedDataset[Any, Any]):
     def load(self) -> Any:
         import torch
 
-        from digit_recognizer.models import build_model
+        from digit_recognizer.models import Preprocessing, build_model
 
         path = Path(get_filepath_str(self._get_load_path(), "file"))
         try:
@@ -147,7 +219,8 @@ class TorchModelDataset(AbstractVersionedDataset[Any, Any]):
         try:
             model = build_model(architecture, **options)
             model.load_state_dict(deepcopy(payload["state_dict"]))
-        except (ValueError, RuntimeError, KeyError) as exc:
+            model.preprocessing = Preprocessing(**payload["preprocessing"])
+        except (ValueError, RuntimeError, KeyError, TypeError) as exc:
             raise DatasetError(
                 f"{path}: the weights do not fit architecture '{architecture}' with options {options}: {exc}"
             ) from exc
@@ -156,25 +229,37 @@ class TorchModelDataset(AbstractVersionedDataset[Any, Any]):
     def save(self, data: Any) -> None:
         import torch
 
+        from digit_recognizer.models import Preprocessing
+
         path = Path(get_filepath_str(self._get_save_path(), "file"))
         path.parent.mkdir(parents=True, exist_ok=True)
+        preprocessing = getattr(data, "preprocessing", None)
+        if not isinstance(preprocessing, Preprocessing):
+            raise DatasetError(
+                f"{path}: the model has no preprocessing (model.preprocessing); without it "
+                "nobody could feed it images the way it was trained."
+            )
         payload = {
             "format": MODEL_FORMAT,
             "format_version": MODEL_FORMAT_VERSION,
             "architecture": data.architecture,
             "options": dict(data.options),
+            "preprocessing": preprocessing.to_dict(),
             "state_dict": {k: v.detach().cpu() for k, v in data.state_dict().items()},
         }
-        partial = path.with_name(f".{path.name}.partial")
-        torch.save(payload, partial)
-        partial.replace(path)
+        torch.save(payload, path)
 
     def preview(self) -> JSONPreview:
         """Architecture, options and size of the latest model, for kedro-viz."""
         from digit_recognizer.models import count_parameters
 
         model = self.load()
-        summary = {"architecture": model.architecture, "options": model.options, "parameters": count_parameters(model)}
+        summary = {
+            "architecture": model.architecture,
+            "options": model.options,
+            "preprocessing": model.preprocessing.to_dict(),
+            "parameters": count_parameters(model),
+        }
         return JSONPreview(json.dumps(summary))
 
     def _exists(self) -> bool:

@@ -1,91 +1,288 @@
-"""Hooks that tell the user where a run put its files and where its time went."""
+"""Hooks that make a ``kedro run`` all-or-nothing, record it, and tell the user where things went."""
 
 from __future__ import annotations
 
 import gc
-import json
+import hashlib
 import logging
-import os
+import platform
 import resource
-import shutil
 import socket
+import subprocess
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
-from kedro.io import AbstractVersionedDataset
-from kedro.io.core import Version
+from kedro.io.core import DatasetError
+
+from digit_recognizer import __version__
+from digit_recognizer.config import check_parameters
+from digit_recognizer.kedro_compat import (
+    end_redirect,
+    local_versioned,
+    pin,
+    pinned_load,
+    redirect_save,
+    versioned_file,
+)
+from digit_recognizer.runs import LiveRun, RunStore, atomic_write
 
 logger = logging.getLogger(__name__)
 
 ANNOUNCED_SUFFIXES = (".submission", ".model", "leaderboard")
+RAW_PREFIX = "raw_"
 
 
-class _CatalogHooks:
-    """Base for hooks that look datasets up in the run's catalog."""
+class RunHooks:
+    """One ``kedro run`` is one run: checked first, written under one version, committed last.
 
-    def __init__(self) -> None:
-        self._catalog: Any = None
-
-    @hook_impl
-    def after_catalog_created(self, catalog: Any) -> None:
-        self._catalog = catalog
-
-
-class OutputLocationHooks(_CatalogHooks):
-    """Logs the versioned path of every submission, model and leaderboard a run writes."""
-
-    @hook_impl
-    def after_dataset_saved(self, dataset_name: str) -> None:
-        dataset = _versioned(self._catalog, dataset_name) if dataset_name.endswith(ANNOUNCED_SUFFIXES) else None
-        if dataset is not None:
-            logger.info("Wrote %s to %s", dataset_name, _save_path(dataset))
-
-
-class RunTimingHooks:
-    """Logs how long each node took and the process's peak memory, once the run ends.
-
-    With ``DIGIT_RECOGNIZER_TIMINGS=/path/file.json`` in the environment the same figures are
-    written there as JSON (the benchmark reads them).
+    * Parameters are checked before the catalog is built (:func:`check_parameters`).
+    * Every versioned dataset the run writes gets the run's version, through a temporary name
+      renamed into place (:func:`atomic_write`); every dataset it only reads comes from the
+      latest *complete* run that wrote it, or the version given with ``--load-versions``.
+    * The run holds a lock (:class:`LiveRun`) from before its first write; a run that raises
+      deletes what it wrote, and what killed runs left is deleted before this one starts.
+    * The run's last write is its record, ``data/runs/<run id>/run.json``; then a short
+      summary: this run's leaderboard, its submissions and where the record is.
     """
 
     def __init__(self) -> None:
-        self._started: dict[str, float] = {}
+        self._reset()
+
+    def _reset(self) -> None:
+        self._project = Path.cwd()
+        self._parameters: dict[str, Any] = {}
+        self._catalog: Any = None
+        self._run_id = ""
+        self._live: LiveRun | None = None
+        self._inputs: dict[str, dict[str, Any]] = {}
+        self._reads: dict[str, str] = {}
+        self._outputs: dict[str, Path] = {}
+        self._summaries: dict[str, dict[str, Any]] = {}
         self._nodes: list[dict[str, Any]] = []
-        self._pipeline_start = 0.0
+        self._node_started: dict[str, float] = {}
+        self._started = 0.0
+
+    @property
+    def store(self) -> RunStore:
+        return RunStore(self._project / "data" / "runs")
 
     @hook_impl
-    def before_pipeline_run(self) -> None:
-        self._nodes.clear()
-        self._pipeline_start = time.time()
+    def after_context_created(self, context: Any) -> None:
+        self._reset()
+        self._project = Path(context.project_path)
+        self._parameters = _plain(context.config_loader["parameters"])
+        check_parameters(self._parameters)
+
+    @hook_impl
+    def after_catalog_created(self, catalog: Any, save_version: str) -> None:
+        self._catalog, self._run_id = catalog, save_version
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        self._started = time.time()
+        self._run_id = run_params["run_id"]
+        store = self.store
+        for run_id, removed in store.remove_dead():
+            logger.warning("Removed what the interrupted run %s left: %d folders", run_id, len(removed))
+        produced = pipeline.all_outputs()
+        missing = []
+        for name in sorted(pipeline.datasets()):
+            dataset = local_versioned(catalog, name)
+            if dataset is None:
+                continue
+            if name in produced:
+                pin(dataset, self._run_id, self._run_id)
+                self._guard(name, dataset)
+            elif pinned_load(dataset):
+                self._reads[name] = pinned_load(dataset)
+            else:
+                record = store.latest(name)
+                if record is None:
+                    missing.append(name)
+                    continue
+                pin(dataset, record["run_id"], self._run_id)
+                self._reads[name] = record["run_id"]
+        if missing:
+            raise DatasetError(
+                f"No complete run has written {', '.join(missing)} yet (runs are listed in {store.root}); "
+                "run the pipeline that makes it first, or pass --load-versions NAME:VERSION."
+            )
+        if "run" in pipeline.inputs():
+            catalog.get("run").save({"run_id": self._run_id})  # the catalog's in-memory "run" entry
+        self._live = LiveRun(store, self._run_id)
+        self._live.start(self._reads)
+
+    def _guard(self, name: str, dataset: Any) -> None:
+        """Every save of ``dataset`` goes to a temporary name first, noted in the run's journal."""
+        save = dataset.save
+
+        def atomic_save(data: Any) -> None:
+            final = versioned_file(dataset, self._run_id)
+            if self._live is not None:
+                self._live.journal(final.parent)
+            with atomic_write(final, f"dataset '{name}'") as temporary:
+                redirect_save(dataset, temporary)
+                try:
+                    save(data)
+                finally:
+                    end_redirect(dataset)
+            self._outputs[name] = final
+
+        dataset.save = atomic_save
+
+    @hook_impl
+    def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
+        if dataset_name.startswith(RAW_PREFIX) and data is not None and "source" in getattr(data, "attrs", {}):
+            self._inputs[dataset_name] = _describe_file(Path(data.attrs["source"]))
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        if dataset_name.endswith("_summary") and isinstance(data, dict):
+            self._summaries[dataset_name.removesuffix("_summary")] = data
+        if dataset_name.endswith(ANNOUNCED_SUFFIXES) and dataset_name in self._outputs:
+            logger.info("Wrote %s to %s", dataset_name, self._relative(self._outputs[dataset_name]))
 
     @hook_impl
     def before_node_run(self, node: Any) -> None:
-        self._started[node.name] = time.perf_counter()
+        self._node_started[node.name] = time.perf_counter()
 
     @hook_impl
     def after_node_run(self, node: Any) -> None:
-        seconds = time.perf_counter() - self._started.pop(node.name, time.perf_counter())
-        self._nodes.append({"node": node.name, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()})
+        seconds = time.perf_counter() - self._node_started.pop(node.name, time.perf_counter())
+        self._nodes.append({"node": node.name, "seconds": round(seconds, 4), "peak_rss_mb": round(_peak_rss_mb(), 1)})
 
     @hook_impl
-    def after_pipeline_run(self) -> None:
-        slowest = sorted(self._nodes, key=lambda n: n["seconds"], reverse=True)[:5]
-        logger.info(
-            "Slowest nodes: %s; peak memory %.0f MB",
-            ", ".join(f"{n['node']} {n['seconds']:.2f}s" for n in slowest),
-            _peak_rss_mb(),
+    def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any) -> None:
+        if self._live is None:
+            return
+        record = self._record(run_params, pipeline)
+        try:
+            path = self._live.commit(record)
+        except BaseException:
+            self._live.abort()
+            raise
+        self._live = None
+        self._announce(record, path)
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception) -> None:
+        if self._live is None:
+            return
+        removed = self._live.abort()
+        self._live = None
+        logger.error(
+            "Run %s failed; deleted the %d version folders it had written, so earlier results stay the latest.",
+            self._run_id,
+            len(removed),
         )
-        target = os.environ.get("DIGIT_RECOGNIZER_TIMINGS")
-        if target:
-            report = {
-                "pipeline_start": self._pipeline_start,
-                "pipeline_end": time.time(),
-                "peak_rss_mb": _peak_rss_mb(),
-                "nodes": self._nodes,
-            }
-            Path(target).write_text(json.dumps(report, indent=2))
+
+    def _relative(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self._project))
+        except ValueError:
+            return str(path)
+
+    def _record(self, run_params: dict[str, Any], pipeline: Any) -> dict[str, Any]:
+        finished = time.time()
+        return {
+            "run_id": self._run_id,
+            "status": "complete",
+            "started": _iso(self._started),
+            "finished": _iso(finished),
+            "seconds": round(finished - self._started, 3),
+            "pipelines": run_params.get("pipeline_names") or ["__default__"],
+            "tags": run_params.get("tags"),
+            "env": run_params.get("env"),
+            "runtime_params": run_params.get("runtime_params") or {},
+            "nodes": sorted(node.name for node in pipeline.nodes),
+            "host": socket.gethostname(),
+            "versions": {
+                "digit_recognizer": __version__,
+                "git_commit": _git_commit(self._project),
+                "python": platform.python_version(),
+                "kedro": run_params.get("kedro_version"),
+                "torch": _torch_version(),
+            },
+            "parameters": self._parameters,
+            "raw_dir": str(Path(self._inputs["raw_train"]["path"]).parent) if "raw_train" in self._inputs else None,
+            "inputs": self._inputs,
+            "reads": self._reads,
+            "outputs": {name: self._relative(path) for name, path in sorted(self._outputs.items())},
+            "metrics": self._summaries,
+            "timings": {"peak_rss_mb": round(_peak_rss_mb(), 1), "nodes": self._nodes},
+        }
+
+    def _announce(self, record: dict[str, Any], path: Path) -> None:
+        """This run's leaderboard, its submissions and where to look, as the run's last lines."""
+        lines = [f"Run {record['run_id']} complete in {record['seconds']:.1f} s."]
+        rows = sorted(self._summaries.items(), key=lambda item: -(item[1].get("validation_accuracy") or 0))
+        if rows:
+            lines.append(f"  {'architecture':<14}{'validation':>11}{'test':>8}{'parameters':>12}{'training':>10}")
+            for arch, row in rows:
+                test = row.get("test_score")
+                lines.append(
+                    f"  {arch:<14}{row['validation_accuracy']:>11.4f}{'-' if test is None else f'{test:.4f}':>8}"
+                    f"{row['parameters']:>12,}{row['training_seconds']:>9.1f}s"
+                )
+        for name, output in record["outputs"].items():
+            if name.endswith(".submission"):
+                lines.append(f"  submission {name.removesuffix('.submission')}: {output}")
+        lines.append(f"  run record: {self._relative(path)}")
+        slowest = sorted(self._nodes, key=lambda n: n["seconds"], reverse=True)[:3]
+        if slowest:
+            nodes = ", ".join(f"{n['node']} {n['seconds']:.1f}s" for n in slowest)
+            lines.append(f"  slowest nodes: {nodes}; peak memory {_peak_rss_mb():.0f} MB")
+        lines.append(
+            "  look at it: kedro viz run, or notebooks/explore_results.ipynb; "
+            "python -m digit_recognizer.runs latest --submission ARCH prints the latest submission's path"
+        )
+        for line in lines:
+            logger.info(line)
+
+
+def _plain(value: Any) -> Any:
+    """Config values as plain dicts and lists (OmegaConf containers become JSON-ready)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "model_dump"):
+        return value.model_dump()
+    return value
+
+
+def _describe_file(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _git_commit(project: Path) -> str | None:
+    if not (project / ".git").exists():
+        return None
+    try:
+        found = subprocess.run(
+            ["git", "-C", str(project), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return found.stdout.strip() or None
+
+
+def _torch_version() -> str | None:
+    import sys
+
+    torch = sys.modules.get("torch")
+    return getattr(torch, "__version__", None)
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _peak_rss_mb() -> float:
@@ -110,97 +307,3 @@ class FastShutdownHooks:
     def after_pipeline_run(self) -> None:
         gc.collect()
         gc.freeze()
-
-
-class SafeVersionsHooks(_CatalogHooks):
-    """Keeps versioned outputs whole and each run's outputs its own.
-
-    * Before a versioned dataset is written, a marker ``.<file>.writing`` (naming this process)
-      is put beside it, and removed once the write has finished. A run killed mid-write
-      (SIGKILL, power loss) leaves the marker behind; the next run that touches the dataset
-      deletes that half-written version before anything can load it. Markers of a live process
-      (a run going on beside this one) are left alone.
-    * Once a run has written a versioned dataset, it reads back that version, not "the latest":
-      a second run started at the same time may have written a newer one in between.
-    """
-
-    MARKER = ".{name}.writing"
-
-    @hook_impl
-    def before_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
-        for name in sorted(pipeline.datasets()):
-            dataset = _versioned(catalog, name)
-            if dataset is not None:
-                for removed in remove_partial_versions(Path(str(dataset._filepath))):
-                    logger.warning("Removed %s, left half-written by an interrupted run", removed)
-
-    @hook_impl
-    def before_dataset_saved(self, dataset_name: str) -> None:
-        dataset = _versioned(self._catalog, dataset_name)
-        if dataset is not None:
-            path = _save_path(dataset)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            marker = path.with_name(self.MARKER.format(name=path.name))
-            marker.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
-
-    @hook_impl
-    def after_dataset_saved(self, dataset_name: str) -> None:
-        dataset = _versioned(self._catalog, dataset_name)
-        if dataset is None:
-            return
-        path = _save_path(dataset)
-        path.with_name(self.MARKER.format(name=path.name)).unlink(missing_ok=True)
-        if dataset._version.load is None:  # an explicit --load-versions pin stays as it is
-            version = dataset.resolve_save_version()
-            dataset._version = Version(version, version)
-
-
-def _versioned(catalog: Any, name: str) -> AbstractVersionedDataset | None:
-    """The local versioned dataset behind ``name`` (looking inside a CachedDataset), if any."""
-    if catalog is None or name.startswith("params:") or name == "parameters":
-        return None
-    try:
-        dataset = catalog.get(name)
-    except Exception:  # not in the catalog: a default in-memory dataset
-        return None
-    dataset = getattr(dataset, "_dataset", dataset)
-    if isinstance(dataset, AbstractVersionedDataset) and getattr(dataset, "_protocol", "file") == "file":
-        return dataset
-    return None
-
-
-def _save_path(dataset: AbstractVersionedDataset) -> Path:
-    """Where this run writes (or wrote) the dataset: ``<filepath>/<run version>/<file>``."""
-    return Path(str(dataset._get_versioned_path(dataset.resolve_save_version())))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_partial_versions(dataset_dir: Path) -> list[Path]:
-    """Deletes versions under ``dataset_dir`` whose writer died mid-write; returns what went."""
-    removed = []
-    for marker in sorted(dataset_dir.glob("*/.*.writing")):
-        try:
-            writer = json.loads(marker.read_text())
-        except (OSError, ValueError):
-            writer = {}
-        if writer.get("host") == socket.gethostname() and _alive(int(writer.get("pid", -1))):
-            continue  # a run in progress beside this one
-        partial = marker.with_name(marker.name[1 : -len(".writing")])
-        if partial.is_dir():
-            shutil.rmtree(partial)
-        else:
-            partial.unlink(missing_ok=True)
-        marker.unlink(missing_ok=True)
-        removed.append(partial)
-        if not any(marker.parent.iterdir()):
-            marker.parent.rmdir()
-    return removed

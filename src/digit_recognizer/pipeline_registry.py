@@ -9,6 +9,8 @@ from kedro.pipeline import Pipeline
 from digit_recognizer.models import ARCHITECTURES
 from digit_recognizer.pipelines import data_processing, reporting, training
 
+LEARNED = [name for name in ARCHITECTURES if name != "centroid"]
+
 
 def register_pipelines() -> dict[str, Pipeline]:
     processing = data_processing.create_pipeline()
@@ -16,6 +18,9 @@ def register_pipelines() -> dict[str, Pipeline]:
     trainings = {name: training.create_pipeline(name) for name in architectures}
     pipelines: dict[str, Pipeline] = {"data_processing": processing}
     pipelines.update({name: processing + pipeline for name, pipeline in trainings.items()})
+    pipelines["lr_finder"] = processing + sum(
+        (training.create_lr_finder_pipeline(name) for name in LEARNED), Pipeline([])
+    )
     pipelines["reporting"] = reporting.create_pipeline(architectures)
     pipelines["__default__"] = processing + sum(trainings.values(), Pipeline([])) + pipelines["reporting"]
     return pipelines

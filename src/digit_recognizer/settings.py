@@ -1,18 +1,35 @@
 """Project settings: hooks and configuration loading (Kedro defaults otherwise)."""
 
 import os
+import sys
 import warnings
 
-from digit_recognizer.hooks import FastShutdownHooks, OutputLocationHooks, RunTimingHooks, SafeVersionsHooks
+from digit_recognizer.console import plain_logs_when_piped
+from digit_recognizer.hooks import FastShutdownHooks, RunHooks
 
 # Kedro 1.7 still calls OmegaConf's deprecated register_new_resolver(); the warning is not ours
-# to fix and would otherwise open every run.
+# to fix and would otherwise open every run (and every test that builds a session).
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
 
-HOOKS = (SafeVersionsHooks(), OutputLocationHooks(), RunTimingHooks(), FastShutdownHooks())
+plain_logs_when_piped()
 
-# Scheduled runs (KEDRO_ENV=prod) skip kedro-viz's hooks, which only feed its run-status panel.
-if os.environ.get("KEDRO_ENV") == "prod":
+HOOKS = (RunHooks(), FastShutdownHooks())
+
+
+def _environment() -> str | None:
+    """The run's environment, from ``--env NAME`` / ``-e NAME`` or ``KEDRO_ENV``."""
+    args = sys.argv[1:]
+    for i, arg in enumerate(args):
+        if arg in ("--env", "-e") and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--env="):
+            return arg.split("=", 1)[1]
+    return os.environ.get("KEDRO_ENV")
+
+
+# Scheduled runs (--env prod or KEDRO_ENV=prod) skip kedro-viz's hooks, which only feed its
+# run-status panel.
+if _environment() == "prod":
     DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
 
 CONFIG_LOADER_ARGS = {

@@ -17,13 +17,12 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 SCHEDULES = ("constant", "one_cycle")
+EVAL_BATCH_SIZE = 2048
 
 
 class TrainingDivergedError(RuntimeError):
     """The training loss became infinite or NaN."""
 
-
-EVAL_BATCH_SIZE = 2048
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -33,11 +32,13 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def loss_function(model: nn.Module, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def loss_function(
+    model: nn.Module, outputs: torch.Tensor, labels: torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
     """Cross-entropy on logits, or MSE against the digit value for a regression head."""
     if getattr(model, "head", "classification") == "regression":
-        return F.mse_loss(outputs.squeeze(1), labels.to(outputs.dtype))
-    return F.cross_entropy(outputs, labels)
+        return F.mse_loss(outputs.squeeze(1), labels.to(outputs.dtype), reduction=reduction)
+    return F.cross_entropy(outputs, labels, reduction=reduction)
 
 
 def to_labels(model: nn.Module, outputs: torch.Tensor) -> torch.Tensor:
@@ -209,11 +210,19 @@ def fit(
             valid_loss=valid_loss,
             accuracy=(predictions == valid_y).float().mean().item(),
             time=time.perf_counter() - start,
-            lr=lr,
+            lr=optimizer.param_groups[0]["lr"],  # the rate the epoch ended with
         )
         history.append(stats)
         log(format_epoch(stats))
     return history
+
+
+def _endless_batches(
+    n: int, batch_size: int, generator: torch.Generator, device: torch.device
+) -> Iterator[torch.Tensor]:
+    """Shuffled batches, epoch after epoch, for as long as the caller wants them."""
+    while True:
+        yield from batch_indices(n, batch_size, generator, device=device)
 
 
 @dataclass
@@ -254,31 +263,24 @@ def lr_find(
     losses: list[float] = []
     average, best = 0.0, math.inf
     model.train()
-    step = 0
-    while step < num_steps:
-        for idx in batch_indices(len(train_x), batch_size, generator, device=train_x.device):
-            if step >= num_steps:
-                break
-            lr = start_lr * gamma**step
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss = loss_function(model, model(train_x[idx]), train_y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            value = loss.item()
-            step += 1
-            if not math.isfinite(value):
-                step = num_steps
-                break
-            average = smoothing * average + (1 - smoothing) * value
-            smoothed = average / (1 - smoothing**step)
-            rates.append(lr)
-            losses.append(smoothed)
-            best = min(best, smoothed)
-            if smoothed > divergence * best:
-                step = num_steps
-                break
+    for step, idx in enumerate(_endless_batches(len(train_x), batch_size, generator, train_x.device)):
+        lr = start_lr * gamma**step
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss = loss_function(model, model(train_x[idx]), train_y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        value = loss.item()
+        if not math.isfinite(value):
+            break
+        average = smoothing * average + (1 - smoothing) * value
+        smoothed = average / (1 - smoothing ** (step + 1))
+        rates.append(lr)
+        losses.append(smoothed)
+        best = min(best, smoothed)
+        if smoothed > divergence * best or step + 1 >= num_steps:
+            break
     if not losses:
         raise RuntimeError("the learning-rate finder diverged at its first step; lower start_lr")
     minimum = min(range(len(losses)), key=losses.__getitem__)

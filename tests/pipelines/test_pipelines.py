@@ -6,6 +6,7 @@ import pytest
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
+from kedro.validation.parameter_validator import ParameterValidator
 
 from digit_recognizer.pipeline_registry import register_pipelines
 
@@ -29,7 +30,10 @@ class KeptDataset(MemoryDataset):
 
 
 def _catalog(raw_frames: dict, parameters: dict, keep: tuple[str, ...] = ()) -> DataCatalog:
+    """The raw frames and the parameters, typed as a Kedro session types them (kedro.validation)."""
+    parameters = ParameterValidator(register_pipelines()).validate_raw_params(parameters)
     catalog = DataCatalog()
+    catalog["run"] = {"run_id": "test-run"}
     for name in keep:
         catalog[name] = KeptDataset()
     for name, frame in raw_frames.items():
@@ -44,10 +48,21 @@ def _catalog(raw_frames: dict, parameters: dict, keep: tuple[str, ...] = ()) -> 
 
 def test_registry_names():
     pipelines = register_pipelines()
-    assert set(pipelines) == {"data_processing", "linear", "mlp", "conv", "centroid", "reporting", "__default__"}
+    assert set(pipelines) == {
+        "data_processing",
+        "linear",
+        "mlp",
+        "conv",
+        "centroid",
+        "lr_finder",
+        "reporting",
+        "__default__",
+    }
     conv_nodes = {n.name for n in pipelines["conv"].nodes}
     assert {"validate_raw_data", "conv.train_model", "conv.make_submission"} <= conv_nodes
     assert not any(name.startswith(("linear.", "mlp.")) for name in conv_nodes)
+    assert "conv.find_learning_rate" not in conv_nodes  # the finder runs only when asked for
+    assert "conv.find_learning_rate" in {n.name for n in pipelines["lr_finder"].nodes}
     assert pipelines["conv"].inputs() >= {
         "raw_train",
         "raw_test",
@@ -61,7 +76,7 @@ def test_data_processing_pipeline(raw_frames, parameters):
     outputs = SequentialRunner().run(register_pipelines()["data_processing"], _catalog(raw_frames, parameters))
     train_set, validation_set = outputs["train_set"].load(), outputs["validation_set"].load()
     assert len(train_set) == 240 and len(validation_set) == 60
-    assert outputs["test_set"].load().tensors[0].shape == (100, 1, 28, 28)
+    assert train_set.tensors[0].shape == (240, 1, 28, 28)
     assert set(train_set.tensors[1].tolist()) == set(range(10))
 
 
@@ -74,7 +89,8 @@ def test_conv_pipeline_writes_a_scored_submission(raw_frames, parameters):
     summary = outputs["conv_summary"].load()
     assert summary["architecture"] == "conv" and summary["epochs"] == 1
     assert 0 <= summary["test_score"] <= 1
-    assert catalog["conv.model"].load().architecture == "conv"
+    model = catalog["conv.model"].load()
+    assert model.architecture == "conv" and model.preprocessing.scale == 255.0
 
 
 def test_full_pipeline_builds_the_leaderboard(raw_frames, parameters):
@@ -83,4 +99,5 @@ def test_full_pipeline_builds_the_leaderboard(raw_frames, parameters):
     leaderboard = catalog["leaderboard"].load()
     assert sorted(leaderboard["architecture"]) == ["centroid", "conv", "linear", "mlp"]
     assert leaderboard["validation_accuracy"].is_monotonic_decreasing
-    assert set(leaderboard.columns) >= {"validation_accuracy", "test_score", "parameters", "training_seconds"}
+    assert set(leaderboard.columns) >= {"validation_accuracy", "test_score", "parameters", "training_seconds", "run"}
+    assert set(leaderboard["run"]) == {"test-run"}

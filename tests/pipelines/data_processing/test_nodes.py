@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
+from digit_recognizer.config import NormalisationConfig, SplitConfig
 from digit_recognizer.pipelines.data_processing.nodes import (
     PIXEL_COLUMNS,
     RawDataError,
@@ -16,7 +17,11 @@ from digit_recognizer.pipelines.data_processing.nodes import (
 
 
 def _validate(frames):
-    return validate_raw_data(frames["train"], frames["test"], frames["sample_submission"])
+    return validate_raw_data(frames["train"], frames["test"], frames["sample_submission"], frames.get("solution"))
+
+
+def _split(train, fraction=0.2, seed=0):
+    return stratified_split(train, SplitConfig(validation_fraction=fraction, seed=seed))
 
 
 def _named(frame: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -135,43 +140,62 @@ class TestValidateRawData:
         with pytest.raises(RawDataError, match=r"sample_submission\.csv: expected ImageId,Label"):
             _validate(raw_frames)
 
+    def test_solution_is_checked_up_front(self, raw_frames):
+        raw_frames["solution"] = _named(raw_frames["solution"].rename(columns={"ImageId": "Id"}), "/k/solution.csv")
+        with pytest.raises(RawDataError, match=r"/k/solution\.csv: expected ImageId,Label .*missing 'ImageId'"):
+            _validate(raw_frames)
+
+    def test_solution_labels(self, raw_frames):
+        raw_frames["solution"].loc[3, "Label"] = 12
+        with pytest.raises(
+            RawDataError, match=r"solution\.csv, line 5 \(data row 4\), column 'Label': expected label 0\.\.9, got 12"
+        ):
+            _validate(raw_frames)
+
+    def test_every_digit_needs_rows(self, raw_frames):
+        train = raw_frames["train"]
+        raw_frames["train"] = _named(train[train["label"] != 7].reset_index(drop=True), "/k/train.csv")
+        with pytest.raises(
+            RawDataError, match=r"/k/train\.csv: too few rows of digit\(s\) 7 \(0 rows\); every digit 0-9"
+        ):
+            _validate(raw_frames)
+
 
 def test_stratified_split_keeps_class_proportions(raw_frames):
     train, _ = _validate(raw_frames)
-    split = stratified_split(train, validation_fraction=0.2, seed=1)
+    split = _split(train, 0.2, seed=1)
     assert list(split.columns) == ["row", "subset"] and len(split) == 300
     assert (split["subset"] == "validation").sum() == 60
     counts = pd.crosstab(train["label"], split["subset"])
     share = counts["validation"] / counts.sum(axis=1)
     assert share.between(0.1, 0.3).all()
-    assert split.equals(stratified_split(train, 0.2, seed=1))
-    assert not split.equals(stratified_split(train, 0.2, seed=2))
+    assert split.equals(_split(train, 0.2, seed=1))
+    assert not split.equals(_split(train, 0.2, seed=2))
 
 
-def test_stratified_split_rejects_bad_fraction(raw_frames):
+def test_stratified_split_needs_rows_of_each_digit_on_both_sides(raw_frames):
     train, _ = _validate(raw_frames)
-    with pytest.raises(ValueError, match="validation_fraction must lie strictly between 0 and 1, got 1.5"):
-        stratified_split(train, 1.5, seed=0)
+    with pytest.raises(ValueError, match=r"split.validation_fraction=0.01 cannot hold out a share of each digit"):
+        _split(train, 0.01)
 
 
 def test_normalise_scales_each_subset_to_unit_range(raw_frames):
-    train, test = _validate(raw_frames)
-    split = stratified_split(train, 0.2, seed=0)
-    train_x, valid_x, test_x, stats = normalise_images(train, test, split, standardise=False)
-    assert train_x.dtype == valid_x.dtype == test_x.dtype == np.float32
-    assert train_x.shape == (240, 784) and valid_x.shape == (60, 784) and test_x.shape == (100, 784)
+    train, _ = _validate(raw_frames)
+    split = _split(train)
+    train_x, valid_x, stats = normalise_images(train, split, NormalisationConfig(standardise=False))
+    assert train_x.dtype == valid_x.dtype == np.float32
+    assert train_x.shape == (240, 784) and valid_x.shape == (60, 784)
     assert train_x.min() == 0.0 and train_x.max() == 1.0
     is_validation = split["subset"].to_numpy() == "validation"
     pixels = train[PIXEL_COLUMNS].to_numpy()
     np.testing.assert_allclose(valid_x, pixels[is_validation] / 255, rtol=1e-6)
-    np.testing.assert_allclose(test_x, test[PIXEL_COLUMNS].to_numpy() / 255, rtol=1e-6)
     assert stats == {"scale": 255.0, "mean": 0.0, "std": 1.0, "standardise": False}
 
 
 def test_standardise_uses_training_split_only(raw_frames):
-    train, test = _validate(raw_frames)
-    split = stratified_split(train, 0.2, seed=0)
-    train_x, valid_x, _, stats = normalise_images(train, test, split, standardise=True)
+    train, _ = _validate(raw_frames)
+    split = _split(train)
+    train_x, valid_x, stats = normalise_images(train, split, NormalisationConfig(standardise=True))
     assert abs(train_x.mean()) < 1e-4 and abs(train_x.std() - 1) < 1e-3
     train_only = train[PIXEL_COLUMNS].to_numpy()[split["subset"].to_numpy() == "train"] / 255
     assert stats["mean"] == pytest.approx(train_only.mean(), rel=1e-5)
@@ -179,14 +203,13 @@ def test_standardise_uses_training_split_only(raw_frames):
 
 
 def test_build_tensor_datasets(raw_frames):
-    train, test = _validate(raw_frames)
-    split = stratified_split(train, 0.2, seed=0)
-    train_x, valid_x, test_x, _ = normalise_images(train, test, split, standardise=False)
-    train_set, validation_set, test_set = build_tensor_datasets(train_x, valid_x, test_x, train, split)
+    train, _ = _validate(raw_frames)
+    split = _split(train)
+    train_x, valid_x, _ = normalise_images(train, split, NormalisationConfig())
+    train_set, validation_set = build_tensor_datasets(train_x, valid_x, train, split)
     images, labels = train_set.tensors
     assert images.shape == (240, 1, 28, 28) and images.dtype == torch.float32
     assert labels.dtype == torch.int64 and validation_set.tensors[0].shape == (60, 1, 28, 28)
-    assert test_set.tensors[0].shape == (100, 1, 28, 28)
     first_validation_row = int(split.loc[split["subset"] == "validation", "row"].iloc[0])
     assert validation_set.tensors[1][0] == train["label"].iloc[first_validation_row]
     np.testing.assert_allclose(

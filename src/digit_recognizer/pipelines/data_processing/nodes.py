@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import torch
@@ -10,9 +12,10 @@ from sklearn.model_selection import train_test_split
 from torch.utils.data import TensorDataset
 
 from digit_recognizer import plots
+from digit_recognizer.config import NormalisationConfig, SplitConfig
+from digit_recognizer.models import IMAGE_SIZE, N_PIXELS, Preprocessing
 
-IMAGE_SIZE = 28
-PIXEL_COLUMNS = [f"pixel{i}" for i in range(IMAGE_SIZE * IMAGE_SIZE)]
+PIXEL_COLUMNS = [f"pixel{i}" for i in range(N_PIXELS)]
 TRAIN_COLUMNS = ["label", *PIXEL_COLUMNS]
 SUBMISSION_COLUMNS = ["ImageId", "Label"]
 
@@ -88,9 +91,12 @@ def _check_values(frame: pd.DataFrame, low: int, high: int, source: str, what: s
 
 
 def validate_raw_data(
-    train: pd.DataFrame, test: pd.DataFrame, sample_submission: pd.DataFrame
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    sample_submission: pd.DataFrame,
+    solution: pd.DataFrame | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Checks Kaggle's three raw files and returns the labelled and test digits as uint8."""
+    """Checks Kaggle's raw files (and the optional solution.csv); returns the labelled and test digits as uint8."""
     train_source = _source(train, "train.csv")
     test_source = _source(test, "test.csv")
     submission_source = _source(sample_submission, "sample_submission.csv")
@@ -101,23 +107,43 @@ def validate_raw_data(
     _check_values(train[["label"]], 0, 9, train_source, "label")
     _check_values(train[PIXEL_COLUMNS], 0, 255, train_source, "pixel value")
     _check_values(test, 0, 255, test_source, "pixel value")
-    _check_values(sample_submission[["ImageId"]], 1, max(len(test), 1), submission_source, "ImageId")
+    _check_image_ids(sample_submission, len(test), submission_source, test_source)
+    _check_every_digit(train["label"].to_numpy(), train_source)
+    if solution is not None:
+        solution_source = _source(solution, "solution.csv")
+        _check_columns(solution, SUBMISSION_COLUMNS, solution_source, "ImageId,Label")
+        _check_image_ids(solution, len(test), solution_source, test_source)
+        _check_values(solution[["Label"]], 0, 9, solution_source, "label")
+    return train.astype(np.uint8), test.astype(np.uint8)
 
-    if len(sample_submission) != len(test):
+
+def _check_image_ids(table: pd.DataFrame, test_rows: int, source: str, test_source: str) -> None:
+    """ImageId runs 1..N, one row per test image, in test.csv's row order."""
+    _check_values(table[["ImageId"]], 1, max(test_rows, 1), source, "ImageId")
+    if len(table) != test_rows:
         raise RawDataError(
-            f"{submission_source}: has {len(sample_submission)} rows but {test_source} has "
-            f"{len(test)}; expected one row per test image."
+            f"{source}: has {len(table)} rows but {test_source} has {test_rows}; expected one row per test image."
         )
-    expected_ids = np.arange(1, len(test) + 1)
-    mismatch = np.flatnonzero(sample_submission["ImageId"].to_numpy() != expected_ids)
+    mismatch = np.flatnonzero(table["ImageId"].to_numpy() != np.arange(1, test_rows + 1))
     if mismatch.size:
         row = int(mismatch[0])
         raise RawDataError(
-            f"{submission_source}, {_where(row)}: ImageId is "
-            f"{sample_submission['ImageId'].iloc[row]}, expected {row + 1} "
-            f"(ImageIds run 1..{len(test)} in {test_source}'s row order)."
+            f"{source}, {_where(row)}: ImageId is {table['ImageId'].iloc[row]}, expected {row + 1} "
+            f"(ImageIds run 1..{test_rows} in {test_source}'s row order)."
         )
-    return train.astype(np.uint8), test.astype(np.uint8)
+
+
+MIN_ROWS_PER_DIGIT = 2  # one to train on and one to validate with, at the least
+
+
+def _check_every_digit(labels: np.ndarray, source: str) -> None:
+    counts = np.bincount(labels.astype(np.int64), minlength=10)
+    scarce = [f"{digit} ({count} rows)" for digit, count in enumerate(counts) if count < MIN_ROWS_PER_DIGIT]
+    if scarce:
+        raise RawDataError(
+            f"{source}: too few rows of digit(s) {', '.join(scarce)}; every digit 0-9 needs at least "
+            f"{MIN_ROWS_PER_DIGIT} labelled rows, or the model can never learn to predict it."
+        )
 
 
 def plot_sample_digits(validated_train: pd.DataFrame) -> Figure:
@@ -125,54 +151,42 @@ def plot_sample_digits(validated_train: pd.DataFrame) -> Figure:
     return plots.sample_digits(validated_train[PIXEL_COLUMNS].to_numpy(), validated_train["label"].to_numpy())
 
 
-def stratified_split(validated_train: pd.DataFrame, validation_fraction: float, seed: int) -> pd.DataFrame:
+def stratified_split(validated_train: pd.DataFrame, split: SplitConfig) -> pd.DataFrame:
     """Assigns each labelled row to 'train' or 'validation', keeping class proportions."""
-    if not 0 < validation_fraction < 1:
-        raise ValueError(f"split.validation_fraction must lie strictly between 0 and 1, got {validation_fraction}.")
     labels = validated_train["label"].to_numpy()
     rows = np.arange(len(labels))
-    try:
-        _, validation_rows = train_test_split(rows, test_size=validation_fraction, stratify=labels, random_state=seed)
-    except ValueError as exc:
+    counts = np.bincount(labels, minlength=10)
+    validation_rows_per_digit = counts * split.validation_fraction
+    if (validation_rows_per_digit < 1).any() or (counts - validation_rows_per_digit < 1).any():
+        digit = int(np.argmin(counts))
         raise ValueError(
-            f"Cannot split {len(labels)} labelled rows with validation_fraction="
-            f"{validation_fraction} keeping class proportions: {exc}"
-        ) from exc
+            f"split.validation_fraction={split.validation_fraction} cannot hold out a share of each digit: "
+            f"digit {digit} has only {counts[digit]} labelled rows. Use more data or another fraction."
+        )
+    _, validation_rows = train_test_split(
+        rows, test_size=split.validation_fraction, stratify=labels, random_state=split.seed
+    )
     subset = np.full(len(labels), "train", dtype=object)
     subset[validation_rows] = "validation"
     return pd.DataFrame({"row": rows.astype(np.int32), "subset": subset})
 
 
 def normalise_images(
-    validated_train: pd.DataFrame,
-    validated_test: pd.DataFrame,
-    split: pd.DataFrame,
-    standardise: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
-    """Scales the train, validation and test pixels to [0, 1]; standardises with train-split statistics."""
+    validated_train: pd.DataFrame, split: pd.DataFrame, normalisation: NormalisationConfig
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Scales the train and validation pixels to [0, 1]; standardises with train-split statistics."""
     # pandas stores a frame column by column; one uint8 copy into row order makes every
     # later step (row selection, scaling, the N×1×28×28 view) fast and copy-free.
     pixels = np.ascontiguousarray(validated_train[PIXEL_COLUMNS].to_numpy())
-    is_validation = _is_validation(split)
-    subsets = [
-        pixels[~is_validation],
-        pixels[is_validation],
-        np.ascontiguousarray(validated_test[PIXEL_COLUMNS].to_numpy()),
-    ]
-    train, validation, test = (subset.astype(np.float32) for subset in subsets)
-    for array in (train, validation, test):
-        array /= np.float32(255)  # in place: ten times faster than a mixed uint8/float32 divide
-    mean, std = 0.0, 1.0
-    if standardise:
-        mean, std = float(train.mean(dtype=np.float64)), float(train.std(dtype=np.float64))
-        for array in (train, validation, test):
-            array -= mean
-            array /= std
-    stats = {"scale": 255.0, "mean": mean, "std": std, "standardise": bool(standardise)}
-    return train, validation, test, stats
+    is_validation = is_validation_row(split)
+    train_pixels = pixels[~is_validation]
+    preprocessing = Preprocessing.fit(train_pixels, normalisation.standardise)
+    stats = {**preprocessing.to_dict(), "standardise": normalisation.standardise}
+    return preprocessing.apply(train_pixels), preprocessing.apply(pixels[is_validation]), stats
 
 
-def _is_validation(split: pd.DataFrame) -> np.ndarray:
+def is_validation_row(split: pd.DataFrame) -> np.ndarray:
+    """The split as a boolean mask over the labelled rows: True where a row is held out."""
     return split["subset"].to_numpy() == "validation"
 
 
@@ -183,14 +197,12 @@ def _as_images(pixels: np.ndarray) -> torch.Tensor:
 def build_tensor_datasets(
     normalised_train: np.ndarray,
     normalised_validation: np.ndarray,
-    normalised_test: np.ndarray,
     validated_train: pd.DataFrame,
     split: pd.DataFrame,
-) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
+) -> tuple[TensorDataset, TensorDataset]:
     """Wraps the pixels as N×1×28×28 float32 images (no copy) with their int64 labels."""
     labels = validated_train["label"].to_numpy().astype(np.int64)
-    is_validation = _is_validation(split)
+    is_validation = is_validation_row(split)
     train_set = TensorDataset(_as_images(normalised_train), torch.from_numpy(labels[~is_validation]))
     validation_set = TensorDataset(_as_images(normalised_validation), torch.from_numpy(labels[is_validation]))
-    test_set = TensorDataset(_as_images(normalised_test))
-    return train_set, validation_set, test_set
+    return train_set, validation_set

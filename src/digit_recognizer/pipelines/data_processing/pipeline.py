@@ -16,27 +16,22 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 validate_raw_data,
-                inputs=["raw_train", "raw_test", "raw_sample_submission"],
+                inputs=["raw_train", "raw_test", "raw_sample_submission", "raw_solution"],
                 outputs=["validated_train", "validated_test"],
                 name="validate_raw_data",
             ),
             node(plot_sample_digits, "validated_train", "sample_digits", name="plot_sample_digits"),
-            node(
-                stratified_split,
-                inputs=["validated_train", "params:split.validation_fraction", "params:split.seed"],
-                outputs="split",
-                name="stratified_split",
-            ),
+            node(stratified_split, ["validated_train", "params:split"], "split", name="stratified_split"),
             node(
                 normalise_images,
-                inputs=["validated_train", "validated_test", "split", "params:normalisation.standardise"],
-                outputs=["normalised_train", "normalised_validation", "normalised_test", "normalisation_stats"],
+                inputs=["validated_train", "split", "params:normalisation"],
+                outputs=["normalised_train", "normalised_validation", "normalisation_stats"],
                 name="normalise_images",
             ),
             node(
                 build_tensor_datasets,
-                inputs=["normalised_train", "normalised_validation", "normalised_test", "validated_train", "split"],
-                outputs=["train_set", "validation_set", "test_set"],
+                inputs=["normalised_train", "normalised_validation", "validated_train", "split"],
+                outputs=["train_set", "validation_set"],
                 name="build_tensor_datasets",
             ),
         ],

@@ -10,14 +10,15 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
+from sklearn.metrics import accuracy_score, confusion_matrix, recall_score
 from torch import nn
 from torch.utils.data import TensorDataset
 
 from digit_recognizer import plots
-from digit_recognizer.models import N_CLASSES, build_model, count_parameters
-from digit_recognizer.training import evaluate, fit, lr_find, predict, resolve_device, to_labels
-
-from .config import TrainingConfig
+from digit_recognizer.config import TrainingConfig
+from digit_recognizer.models import N_CLASSES, Preprocessing, build_model, count_parameters
+from digit_recognizer.pipelines.data_processing.nodes import PIXEL_COLUMNS
+from digit_recognizer.training import evaluate, fit, loss_function, lr_find, predict, resolve_device, to_labels
 
 logger = logging.getLogger(__name__)
 
@@ -31,33 +32,36 @@ def _on(device: torch.device, dataset: TensorDataset) -> tuple[torch.Tensor, ...
     return tuple(t.to(device) for t in dataset.tensors)
 
 
-def find_learning_rate(train_set: TensorDataset, params: dict[str, Any]) -> dict[str, Any]:
-    """Sweeps the learning rate exponentially on a throw-away model and suggests one."""
-    config = TrainingConfig.from_params(params)
-    device = resolve_device(config.device)
+def _sweep(config: TrainingConfig, train: tuple[torch.Tensor, ...], device: torch.device) -> dict[str, Any]:
     result = lr_find(
         _fresh_model(config).to(device),
-        _on(device, train_set),
+        train,
         batch_size=config.batch_size,
         momentum=config.momentum,
         weight_decay=config.weight_decay,
         seed=config.seed,
-        **config.lr_finder,
+        **config.lr_finder.model_dump(),
     )
     logger.info("%s: the learning-rate finder suggests lr=%.3g", config.architecture, result.suggestion)
     return result.to_dict()
 
 
+def find_learning_rate(train_set: TensorDataset, config: TrainingConfig) -> dict[str, Any]:
+    """Sweeps the learning rate exponentially on a throw-away model and suggests one."""
+    device = resolve_device(config.device)
+    return _sweep(config, _on(device, train_set), device)
+
+
 def train_model(
     train_set: TensorDataset,
     validation_set: TensorDataset,
-    lr_finder: dict[str, Any],
-    params: dict[str, Any],
+    normalisation_stats: dict[str, Any],
+    config: TrainingConfig,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Trains a fresh model with SGD and returns it with its per-epoch history."""
-    config = TrainingConfig.from_params(params)
+    """Trains a fresh model with SGD and returns it, carrying its preprocessing, with its per-epoch history."""
     device = resolve_device(config.device)
-    lr = lr_finder["suggestion"] if config.use_lr_finder else config.lr
+    train = _on(device, train_set)
+    lr = _sweep(config, train, device)["suggestion"] if config.use_lr_finder else config.lr
     model = _fresh_model(config).to(device)
     logger.info(
         "Training %s (%d parameters) on %s: %d epochs, lr=%.3g, %s schedule",
@@ -71,7 +75,7 @@ def train_model(
     start = time.perf_counter()
     history = fit(
         model,
-        _on(device, train_set),
+        train,
         _on(device, validation_set),
         epochs=config.epochs,
         lr=lr,
@@ -80,20 +84,25 @@ def train_model(
         weight_decay=config.weight_decay,
         schedule=config.schedule,
         seed=config.seed,
-        augment=config.augment,
+        augment=config.augment.model_dump() if config.augment else None,
         log=logger.info,
         progress=config.progress_bar,
     )
-    return model.cpu(), _history(config, device, lr, time.perf_counter() - start, [vars(h) for h in history])
+    model = model.cpu()
+    model.preprocessing = _preprocessing(normalisation_stats)
+    return model, _history(config, device, lr, time.perf_counter() - start, [vars(h) for h in history])
 
 
 def fit_centroid(
-    train_set: TensorDataset, validation_set: TensorDataset, params: dict[str, Any]
+    train_set: TensorDataset,
+    validation_set: TensorDataset,
+    normalisation_stats: dict[str, Any],
+    config: TrainingConfig,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Computes the mean image of each digit (the non-learning baseline)."""
-    config = TrainingConfig.from_params(params)
     start = time.perf_counter()
     model = build_model(config.architecture, **config.model).fit(*train_set.tensors)
+    model.preprocessing = _preprocessing(normalisation_stats)
     valid_x, valid_y = validation_set.tensors
     valid_loss, predictions = evaluate(model, valid_x, valid_y)
     seconds = time.perf_counter() - start
@@ -107,6 +116,10 @@ def fit_centroid(
     }
     logger.info("centroid: validation accuracy %.4f", epoch["accuracy"])
     return model, _history(config, torch.device("cpu"), 0.0, seconds, [epoch])
+
+
+def _preprocessing(normalisation_stats: dict[str, Any]) -> Preprocessing:
+    return Preprocessing(**{k: normalisation_stats[k] for k in ("scale", "mean", "std")})
 
 
 def _history(
@@ -125,26 +138,26 @@ def evaluate_model(model: nn.Module, validation_set: TensorDataset) -> dict[str,
     """Validation accuracy, loss, per-class accuracy and confusion matrix."""
     images, labels = validation_set.tensors
     loss, predictions = evaluate(model, images, labels)
-    confusion = torch.zeros(N_CLASSES, N_CLASSES, dtype=torch.int64)
-    confusion.index_put_((labels, predictions), torch.ones_like(labels), accumulate=True)
-    per_class = confusion.diag() / confusion.sum(dim=1).clamp(min=1)
-    accuracy = (predictions == labels).float().mean().item()
+    digits = list(range(N_CLASSES))
+    confusion = confusion_matrix(labels.numpy(), predictions.numpy(), labels=digits)
+    per_class = recall_score(labels.numpy(), predictions.numpy(), labels=digits, average=None, zero_division=0)
+    accuracy = accuracy_score(labels.numpy(), predictions.numpy())
     logger.info("%s: validation accuracy %.4f, loss %.4f", model.architecture, accuracy, loss)
     return {
         "architecture": model.architecture,
         "options": model.options,
         "parameters": count_parameters(model),
-        "accuracy": accuracy,
+        "accuracy": float(accuracy),
         "loss": loss,
-        "per_class_accuracy": {str(d): round(a, 6) for d, a in enumerate(per_class.tolist())},
+        "per_class_accuracy": {str(d): round(float(a), 6) for d, a in enumerate(per_class)},
         "confusion_matrix": confusion.tolist(),
         "validation_rows": len(labels),
     }
 
 
-def predict_test(model: nn.Module, test_set: TensorDataset) -> np.ndarray:
-    """The predicted digit for every test image, in test.csv's row order."""
-    (images,) = test_set.tensors
+def predict_test(model: nn.Module, validated_test: pd.DataFrame) -> np.ndarray:
+    """The predicted digit for every test image, in test.csv's row order, with the model's own preprocessing."""
+    images = model.preprocessing.images(validated_test[PIXEL_COLUMNS].to_numpy())
     return predict(model, images).numpy()
 
 
@@ -158,10 +171,7 @@ def make_submission(predictions: np.ndarray, sample_submission: pd.DataFrame) ->
     labels = np.asarray(predictions)
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise ValueError(f"predicted labels must lie in 0..9, got {labels.min()}..{labels.max()}.")
-    submission = pd.DataFrame({"ImageId": sample_submission["ImageId"].to_numpy(), "Label": labels.astype(np.int64)})
-    if list(submission.columns) != list(sample_submission.columns):
-        raise ValueError(f"submission columns {list(submission.columns)} differ from sample_submission.csv's")
-    return submission
+    return pd.DataFrame({"ImageId": sample_submission["ImageId"].to_numpy(), "Label": labels.astype(np.int64)})
 
 
 def score_submission(submission: pd.DataFrame, solution: pd.DataFrame | None) -> dict[str, Any]:
@@ -179,9 +189,9 @@ def score_submission(submission: pd.DataFrame, solution: pd.DataFrame | None) ->
     return {"scored": True, "accuracy": accuracy, "rows": len(submission)}
 
 
-def plot_lr_finder(lr_finder: dict[str, Any], params: dict[str, Any]) -> Figure:
+def plot_lr_finder(lr_finder: dict[str, Any], config: TrainingConfig) -> Figure:
     """Loss against learning rate on a log axis, with the suggested rate."""
-    return plots.lr_finder_curve(lr_finder, f"{params['architecture']}: learning-rate finder")
+    return plots.lr_finder_curve(lr_finder, f"{config.architecture}: learning-rate finder")
 
 
 def plot_training_curves(history: dict[str, Any]) -> Figure:
@@ -201,10 +211,7 @@ def plot_misclassified(model: nn.Module, validation_set: TensorDataset, count: i
     model.eval()
     outputs = model(images)
     predicted = to_labels(model, outputs)
-    if model.head == "regression":
-        losses = (outputs.squeeze(1) - labels).abs()
-    else:
-        losses = torch.nn.functional.cross_entropy(outputs, labels, reduction="none")
+    losses = loss_function(model, outputs, labels, reduction="none")
     wrong = (predicted != labels).nonzero().flatten()
     worst = wrong[losses[wrong].argsort(descending=True)[:count]]
     return plots.misclassified(
@@ -212,15 +219,18 @@ def plot_misclassified(model: nn.Module, validation_set: TensorDataset, count: i
     )
 
 
-def summarise_run(metrics: dict[str, Any], history: dict[str, Any], test_score: dict[str, Any]) -> dict[str, Any]:
-    """One leaderboard row: validation accuracy, test score, size and training time."""
+def summarise_run(
+    metrics: dict[str, Any], history: dict[str, Any], test_score: dict[str, Any], run: dict[str, Any]
+) -> dict[str, Any]:
+    """One leaderboard row: validation accuracy, test score, size, training time and the run it came from."""
     return {
         "architecture": metrics["architecture"],
-        "validation_accuracy": metrics["accuracy"],
-        "validation_loss": metrics["loss"],
-        "test_score": test_score["accuracy"],
+        "validation_accuracy": round(metrics["accuracy"], 4),
+        "validation_loss": round(metrics["loss"], 4),
+        "test_score": None if test_score["accuracy"] is None else round(test_score["accuracy"], 4),
         "parameters": metrics["parameters"],
         "epochs": len(history["epochs"]),
-        "training_seconds": round(history["training_seconds"], 3),
+        "training_seconds": round(history["training_seconds"], 1),
         "device": history["device"],
+        "run": run["run_id"],
     }

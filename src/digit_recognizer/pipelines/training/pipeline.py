@@ -17,42 +17,43 @@ from .nodes import (
     train_model,
 )
 
-SHARED_INPUTS = {"train_set", "validation_set", "test_set", "raw_sample_submission", "raw_solution"}
+SHARED_INPUTS = {
+    "train_set",
+    "validation_set",
+    "normalisation_stats",
+    "validated_test",
+    "raw_sample_submission",
+    "raw_solution",
+    "run",
+}
 
 
-def _learned_training() -> list:
-    return [
-        node(find_learning_rate, ["train_set", "params:hyperparameters"], "lr_finder", name="find_learning_rate"),
-        node(plot_lr_finder, ["lr_finder", "params:hyperparameters"], "lr_finder_plot", name="plot_lr_finder"),
-        node(
-            train_model,
-            ["train_set", "validation_set", "lr_finder", "params:hyperparameters"],
-            ["model", "training_history"],
-            name="train_model",
-        ),
-        node(plot_training_curves, "training_history", "training_curves", name="plot_training_curves"),
-    ]
-
-
-def _centroid_fit() -> list:
-    return [
-        node(
+def _fitting(architecture: str) -> list:
+    if architecture == "centroid":
+        fit = node(
             fit_centroid,
-            ["train_set", "validation_set", "params:hyperparameters"],
+            ["train_set", "validation_set", "normalisation_stats", "params:hyperparameters"],
             ["model", "training_history"],
             name="fit_centroids",
-        ),
-    ]
+        )
+        return [fit]
+    train = node(
+        train_model,
+        ["train_set", "validation_set", "normalisation_stats", "params:hyperparameters"],
+        ["model", "training_history"],
+        name="train_model",
+    )
+    return [train, node(plot_training_curves, "training_history", "training_curves_plot", name="plot_training_curves")]
 
 
 def _validation_and_submission() -> list:
     return [
         node(evaluate_model, ["model", "validation_set"], "validation_metrics", name="evaluate_model"),
-        node(plot_confusion_matrix, "validation_metrics", "confusion_matrix", name="plot_confusion_matrix"),
-        node(plot_misclassified, ["model", "validation_set"], "misclassified_digits", name="plot_misclassified"),
+        node(plot_confusion_matrix, "validation_metrics", "confusion_matrix_plot", name="plot_confusion_matrix"),
+        node(plot_misclassified, ["model", "validation_set"], "misclassified_digits_plot", name="plot_misclassified"),
         # tagged "predict": `--tags data_processing,predict --load-versions conv.model:<version>`
         # remakes a past model's submission without training
-        node(predict_test, ["model", "test_set"], "test_predictions", name="predict_test", tags="predict"),
+        node(predict_test, ["model", "validated_test"], "test_predictions", name="predict_test", tags="predict"),
         node(
             make_submission,
             ["test_predictions", "raw_sample_submission"],
@@ -61,19 +62,39 @@ def _validation_and_submission() -> list:
             tags="predict",
         ),
         node(score_submission, ["submission", "raw_solution"], "test_score", name="score_submission", tags="predict"),
-        node(summarise_run, ["validation_metrics", "training_history", "test_score"], "summary", name="summarise_run"),
+        node(
+            summarise_run,
+            ["validation_metrics", "training_history", "test_score", "run"],
+            "summary",
+            name="summarise_run",
+        ),
     ]
 
 
-def create_pipeline(architecture: str) -> Pipeline:
-    """The template under the ``architecture`` namespace, fed by the shared tensors."""
-    fitting = _centroid_fit() if architecture == "centroid" else _learned_training()
-    template = Pipeline([*fitting, *_validation_and_submission()])
+def _in_namespace(template: Pipeline, architecture: str, tags: list[str], **kwargs) -> Pipeline:
     return Pipeline(
         template,
         namespace=architecture,
         inputs=SHARED_INPUTS & set(template.inputs()),
         parameters={"params:hyperparameters": f"params:{architecture}"},
-        outputs={"summary": f"{architecture}_summary"},  # what reporting reads
-        tags=["training", architecture],
+        tags=[*tags, architecture],
+        **kwargs,
     )
+
+
+def create_pipeline(architecture: str) -> Pipeline:
+    """The template under the ``architecture`` namespace, fed by the shared tensors."""
+    template = Pipeline([*_fitting(architecture), *_validation_and_submission()])
+    # reporting reads each architecture's summary under a name of its own
+    return _in_namespace(template, architecture, ["training"], outputs={"summary": f"{architecture}_summary"})
+
+
+def create_lr_finder_pipeline(architecture: str) -> Pipeline:
+    """The learning-rate finder's sweep and plot for one architecture (run only when asked for)."""
+    template = Pipeline(
+        [
+            node(find_learning_rate, ["train_set", "params:hyperparameters"], "lr_finder", name="find_learning_rate"),
+            node(plot_lr_finder, ["lr_finder", "params:hyperparameters"], "lr_finder_plot", name="plot_lr_finder"),
+        ]
+    )
+    return _in_namespace(template, architecture, ["lr_finder"])

@@ -1,0 +1,164 @@
+"""Typed parameters: one model per block of conf/base/parameters*.yml, and the one home of their defaults.
+
+Nodes take these types as their ``params:`` arguments, so Kedro turns each block into its model
+when the run starts (``kedro.validation``). :func:`check_parameters` runs the same models a step
+earlier, from a hook, to name every bad key in full (``conv.model.batchnorm``) before anything
+is loaded or written.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+class Block(BaseModel):
+    """Strict: no unknown keys, no '2.5' for an integer, no 'maybe' for a boolean."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SplitConfig(Block):
+    validation_fraction: float = Field(0.2, gt=0, lt=1)
+    seed: int = Field(42, ge=0)
+
+
+class NormalisationConfig(Block):
+    standardise: bool = False
+
+
+class AugmentConfig(Block):
+    max_rotation: float = Field(10.0, ge=0, le=180)
+    max_shift: float = Field(0.1, ge=0, lt=0.5)
+    max_scale: float = Field(0.1, ge=0, lt=1)
+
+
+class LRFinderConfig(Block):
+    start_lr: PositiveFloat = 1e-5
+    end_lr: PositiveFloat = 10.0
+    num_steps: int = Field(100, ge=2)
+
+    @model_validator(mode="after")
+    def _rising(self) -> LRFinderConfig:
+        if self.end_lr <= self.start_lr:
+            raise ValueError(f"end_lr ({self.end_lr}) must be above start_lr ({self.start_lr})")
+        return self
+
+
+Head = Literal["classification", "regression"]
+
+
+class LinearOptions(Block):
+    head: Head = "classification"
+
+
+class MLPOptions(Block):
+    hidden: PositiveInt = 30
+    head: Head = "classification"
+
+
+class ConvOptions(Block):
+    batchnorm: bool = True
+
+
+class CentroidOptions(Block):
+    distance: Literal["cosine", "euclidean"] = "cosine"
+
+
+MODEL_OPTIONS: dict[str, type[Block]] = {
+    "linear": LinearOptions,
+    "mlp": MLPOptions,
+    "conv": ConvOptions,
+    "centroid": CentroidOptions,
+}
+
+
+class TrainingConfig(Block):
+    """One architecture's block: its model options and how it is trained."""
+
+    architecture: Literal["linear", "mlp", "conv", "centroid"]
+    model: dict[str, Any] = Field(default_factory=dict)
+    seed: int = Field(0, ge=0)
+    device: str = "auto"
+    epochs: PositiveInt = 10
+    lr: PositiveFloat = 0.1
+    use_lr_finder: bool = False
+    batch_size: PositiveInt = 256
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    schedule: Literal["one_cycle", "constant"] = "one_cycle"
+    augment: AugmentConfig | None = None
+    lr_finder: LRFinderConfig = Field(default_factory=LRFinderConfig)
+    progress_bar: bool | None = None
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not DEVICE.match(value):
+            raise ValueError(f"expected auto, cpu, mps, cuda or cuda:N, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _options_fit_architecture(self) -> TrainingConfig:
+        object.__setattr__(self, "model", self.options().model_dump())  # defaults filled in
+        return self
+
+    def options(self) -> Block:
+        """The ``model`` block, checked against the architecture's own options."""
+        return MODEL_OPTIONS[self.architecture].model_validate(self.model)
+
+
+# Which model checks which top-level block. A block of parameters_training.yml is an
+# architecture's when it names one.
+BLOCKS: dict[str, type[Block]] = {"split": SplitConfig, "normalisation": NormalisationConfig}
+
+
+class ParameterError(ValueError):
+    """Raised before a run starts when a parameter is unknown or has a bad value."""
+
+
+def check_parameters(params: dict[str, Any]) -> None:
+    """Checks every known block of ``params``; raises one error that lists each bad key in full."""
+    problems: list[str] = []
+    for key, value in params.items():
+        model = BLOCKS.get(key)
+        if model is None and isinstance(value, dict) and "architecture" in value:
+            model = TrainingConfig
+        if model is None:
+            continue
+        if not isinstance(value, dict):
+            problems.append(f"{key}: expected a block of settings, got {value!r}")
+            continue
+        if model is TrainingConfig:
+            options = value.get("model", {})
+            architecture = value.get("architecture")
+            value = {k: v for k, v in value.items() if k != "model"}
+            if architecture in MODEL_OPTIONS:
+                problems += _problems(f"{key}.model", MODEL_OPTIONS[architecture], options)
+        problems += _problems(key, model, value)
+    if problems:
+        raise ParameterError("Invalid parameters (nothing was run):\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _problems(prefix: str, model: type[Block], value: Any) -> list[str]:
+    try:
+        model.model_validate(value)
+    except ValidationError as exc:
+        return [_describe(prefix, error) for error in exc.errors()]
+    return []
+
+
+def _describe(prefix: str, error: dict[str, Any]) -> str:
+    key = ".".join([prefix, *(str(part) for part in error["loc"])])
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (value {error['input']!r}); check its spelling"
+    message = error["msg"].removeprefix("Value error, ")
+    allowed = (error.get("ctx") or {}).get("expected")
+    shown = f"; allowed: {allowed}" if allowed and allowed not in message else ""
+    return f"{key} = {error['input']!r}: {message}{shown}"

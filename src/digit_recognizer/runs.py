@@ -1,0 +1,336 @@
+"""Runs: the unit of versioning, of "latest" and of retention.
+
+Every dataset a ``kedro run`` writes shares the run's version (Kedro's save version, a
+timestamp such as ``2026-11-27T02.30.04.512Z``), and the run keeps its own folder::
+
+    data/runs/<run id>/
+        lock        held with fcntl.flock while the run is alive; the OS lets go when it dies
+        journal     every version folder the run has begun to write, one per line
+        run.json    the run record, written last: a run is complete once it is there
+        pinned      (optional) retention never deletes this run
+
+A run that raises deletes what it wrote. A run that was killed leaves its folder without a
+record and with its lock free; the next run (or retention) deletes what its journal lists. A
+live run, on this host or another that shares the folder, holds its lock and is never touched.
+"Latest" means the newest complete run that wrote the dataset.
+
+    python -m digit_recognizer.runs list                # complete runs, newest first
+    python -m digit_recognizer.runs latest              # the latest complete run's record
+    python -m digit_recognizer.runs latest --submission conv   # path of its conv submission
+    python -m digit_recognizer.runs pin RUN_ID          # keep it whatever retention says
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import fcntl
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+RECORD, LOCK, JOURNAL, PINNED = "run.json", "lock", "journal", "pinned"
+DEFAULT_ROOT = Path("data") / "runs"
+
+
+class WriteError(OSError):
+    """A file could not be written; the message names what, where and the system's reason."""
+
+
+def _os_error(error: BaseException) -> OSError | None:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def os_reason(error: BaseException) -> str:
+    """The operating system's reason behind an error (e.g. 'No space left on device'), if any."""
+    found = _os_error(error)
+    if found is None:
+        return str(error)
+    return f"{found.strerror or os.strerror(found.errno)} (errno {errno.errorcode.get(found.errno, found.errno)})"
+
+
+def temporary_name(final: Path) -> Path:
+    return final.with_name(f".{final.name}.tmp")
+
+
+def move_into_place(temporary: Path, final: Path) -> None:
+    """Renames a fully written temporary file (or folder) to its final name, durably."""
+    if temporary.is_file():
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+    os.replace(temporary, final)
+    directory = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+@contextmanager
+def atomic_write(final: Path, what: str) -> Iterator[Path]:
+    """Yields a temporary path to write; renames it to ``final`` once the block succeeds.
+
+    The one way this project writes a file: readers see the old file or the whole new one,
+    never a part. A failure removes the temporary file and raises :class:`WriteError` naming
+    ``what``, the path and the operating system's reason.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_name(final)
+    try:
+        yield temporary
+        move_into_place(temporary, final)
+    except BaseException as exc:
+        _remove(temporary)
+        if isinstance(exc, Exception) and not isinstance(exc, WriteError) and _os_error(exc) is not None:
+            raise WriteError(f"Could not write {what} to {final}: {os_reason(exc)}") from exc
+        raise
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _try_lock(path: Path) -> int | None:
+    """An open descriptor holding an exclusive lock on ``path``, or None if someone holds it."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class RunStore:
+    """The runs under one data folder (``data/runs``)."""
+
+    def __init__(self, root: Path = DEFAULT_ROOT) -> None:
+        self.root = Path(root)
+
+    def _run_dirs(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted((d for d in self.root.iterdir() if d.is_dir() and not d.name.startswith(".")), reverse=True)
+
+    def complete(self) -> list[dict[str, Any]]:
+        """The records of every complete run, newest first."""
+        records = (_read_json(d / RECORD) for d in self._run_dirs())
+        return [r for r in records if r is not None]
+
+    def latest(self, dataset: str | None = None) -> dict[str, Any] | None:
+        """The newest complete run (that wrote ``dataset``, when given)."""
+        for record in self.complete():
+            if dataset is None or dataset in record.get("outputs", {}):
+                return record
+        return None
+
+    def record(self, run_id: str) -> dict[str, Any] | None:
+        return _read_json(self.root / run_id / RECORD)
+
+    def is_pinned(self, run_id: str) -> bool:
+        return (self.root / run_id / PINNED).exists()
+
+    def live(self) -> list[dict[str, Any]]:
+        """Runs in progress (their lock is held): id and the versions they read."""
+        found = []
+        for run_dir in self._run_dirs():
+            if (run_dir / RECORD).exists():
+                continue
+            fd = _try_lock(run_dir / LOCK)
+            if fd is None:
+                found.append({"run_id": run_dir.name, **(_read_json(run_dir / "reads.json") or {})})
+            else:
+                os.close(fd)
+        return found
+
+    def remove_dead(self) -> list[tuple[str, list[Path]]]:
+        """Deletes what killed runs left (no record, lock free); returns each run and its folders."""
+        removed = []
+        for run_dir in self._run_dirs():
+            if (run_dir / RECORD).exists():
+                continue
+            fd = _try_lock(run_dir / LOCK)
+            if fd is None:
+                continue  # alive, here or on another host
+            try:
+                removed.append((run_dir.name, _delete_journal(run_dir)))
+                shutil.rmtree(run_dir, ignore_errors=True)
+            finally:
+                os.close(fd)
+        return removed
+
+    def delete(self, record: dict[str, Any]) -> int:
+        """Deletes a complete run: its outputs' version folders, then its folder. Returns bytes freed."""
+        run_dir = self.root / record["run_id"]
+        freed = 0
+        (run_dir / RECORD).replace(run_dir / ".deleting")  # no longer complete, even if we die now
+        for path in _journal(run_dir) or [Path(p).parent for p in record.get("outputs", {}).values()]:
+            freed += _size(path)
+            _remove(path)
+        freed += _size(run_dir)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return freed
+
+    def set_pinned(self, run_id: str, pinned: bool) -> None:
+        if self.record(run_id) is None:
+            raise ValueError(f"no complete run {run_id!r} under {self.root}")
+        marker = self.root / run_id / PINNED
+        marker.touch() if pinned else marker.unlink(missing_ok=True)
+
+
+def _journal(run_dir: Path) -> list[Path]:
+    try:
+        return [Path(line) for line in (run_dir / JOURNAL).read_text().splitlines() if line]
+    except OSError:
+        return []
+
+
+def _delete_journal(run_dir: Path) -> list[Path]:
+    removed = []
+    for path in _journal(run_dir):
+        if path.exists():
+            _remove(path)
+            removed.append(path)
+    return removed
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.exists() else 0
+
+
+class LiveRun:
+    """This process's run: its lock, its journal and, at the end, its record or its removal."""
+
+    def __init__(self, store: RunStore, run_id: str) -> None:
+        self.store, self.run_id = store, run_id
+        self.dir = store.root / run_id
+        self._fd: int | None = None
+        self._written: set[Path] = set()
+
+    def start(self, reads: dict[str, str]) -> None:
+        """Takes the run's lock before the run folder becomes visible to others."""
+        self.store.root.mkdir(parents=True, exist_ok=True)
+        staging = self.store.root / f".{self.run_id}.{os.getpid()}"
+        staging.mkdir()
+        fd = _try_lock(staging / LOCK)
+        assert fd is not None, "a fresh lock file is free"
+        (staging / "reads.json").write_text(json.dumps({"reads": reads, "pid": os.getpid()}))
+        try:
+            staging.rename(self.dir)
+        except OSError as exc:
+            os.close(fd)
+            shutil.rmtree(staging, ignore_errors=True)
+            raise RuntimeError(f"another run already has the id {self.run_id} ({self.dir} exists)") from exc
+        self._fd = fd
+
+    def journal(self, version_dir: Path) -> None:
+        """Notes a version folder before anything is written into it."""
+        if version_dir in self._written:
+            return
+        self._written.add(version_dir)
+        with open(self.dir / JOURNAL, "a") as handle:
+            handle.write(f"{version_dir}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def commit(self, record: dict[str, Any]) -> Path:
+        """Writes the run record, the run's last write; the run is complete from then on."""
+        path = self.dir / RECORD
+        with atomic_write(path, "the run record") as temporary:
+            temporary.write_text(json.dumps(record, indent=2, default=str) + "\n")
+        (self.dir / "reads.json").unlink(missing_ok=True)
+        self._release()
+        (self.dir / LOCK).unlink(missing_ok=True)
+        return path
+
+    def abort(self) -> list[Path]:
+        """Deletes everything the run wrote, then its folder."""
+        removed = _delete_journal(self.dir)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self._release()
+        return removed
+
+    def _release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _print_record(record: dict[str, Any], out: Callable[[str], None]) -> None:
+    out(json.dumps(record, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m digit_recognizer.runs", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs-dir", type=Path, default=DEFAULT_ROOT, help="where the run folders live")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="complete runs, newest first")
+    latest = commands.add_parser("latest", help="the latest complete run's record")
+    latest.add_argument("--submission", metavar="ARCH", help="print only the path of this architecture's submission")
+    for name in ("show", "pin", "unpin"):
+        commands.add_parser(name).add_argument("run_id")
+    args = parser.parse_args(argv)
+    store = RunStore(args.runs_dir)
+
+    if args.command == "list":
+        for record in store.complete():
+            scores = ", ".join(
+                f"{arch} {row.get('test_score') or row.get('validation_accuracy'):.4f}"
+                for arch, row in record.get("metrics", {}).items()
+            )
+            pinned = " (pinned)" if store.is_pinned(record["run_id"]) else ""
+            print(f"{record['run_id']}  {','.join(record.get('pipelines', []))}  {scores}{pinned}")
+        return 0
+    if args.command == "latest":
+        record = store.latest(f"{args.submission}.submission" if args.submission else None)
+        if record is None:
+            what = f" with a {args.submission} submission" if args.submission else ""
+            print(f"no complete run{what} under {store.root}", file=sys.stderr)
+            return 1
+        if args.submission:
+            print(record["outputs"][f"{args.submission}.submission"])
+        else:
+            _print_record(record, print)
+        return 0
+    if args.command == "show":
+        record = store.record(args.run_id)
+        if record is None:
+            print(f"no complete run {args.run_id!r} under {store.root}", file=sys.stderr)
+            return 1
+        _print_record(record, print)
+        return 0
+    try:
+        store.set_pinned(args.run_id, args.command == "pin")
+    except ValueError as exc:
+        parser.error(str(exc))
+    print(f"{args.command}ned {args.run_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
