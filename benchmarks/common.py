@@ -6,9 +6,9 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -50,21 +50,25 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[floa
 
 
 def run_kedro(args: list[str]) -> Measured:
-    """`kedro run ARGS` in a child process, with wall time, peak memory, node times and disk written."""
-    with tempfile.TemporaryDirectory() as tmp:
-        timings = Path(tmp) / "timings.json"
-        env = {**os.environ, "DO_NOT_TRACK": "1", "DIGIT_RECOGNIZER_TIMINGS": str(timings)}
-        before = _data_bytes()
-        launched = time.time()
-        wall, peak = measure([sys.executable, "-m", "kedro", "run", *args], env)
-        report = json.loads(timings.read_text())
+    """`kedro run ARGS` in a child process, with wall time, peak memory, node times and disk written.
+
+    Node times and the pipeline's start and end come from the run's own record
+    (data/runs/<run id>/run.json), which every run writes last.
+    """
+    env = {**os.environ, "DO_NOT_TRACK": "1"}
+    before = _data_bytes()
+    launched = time.time()
+    wall, peak = measure([sys.executable, "-m", "kedro", "run", *args], env)
     after = _data_bytes()
     written = sum(size for path, size in after.items() if path not in before)
+    [record_file] = [p for p in after if p not in before and p.name == "run.json"]
+    record = json.loads(record_file.read_text())
+    started = datetime.fromisoformat(record["started"]).timestamp()
     return Measured(
         wall_seconds=wall,
         peak_rss_mb=peak,
-        pipeline_seconds=report["pipeline_end"] - report["pipeline_start"],
-        startup_seconds=report["pipeline_start"] - launched,
-        nodes=report["nodes"],
+        pipeline_seconds=record["seconds"],
+        startup_seconds=started - launched,
+        nodes=record["timings"]["nodes"],
         bytes_written=written,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from pathlib import Path
 
@@ -29,6 +30,17 @@ def test_conv_pipeline_leaves_a_valid_submission(project):
     assert submission["Label"].between(0, 9).all()
     output = result.stdout + result.stderr
     assert "Wrote conv.submission to" in output and "train_loss" in output
+    # the run ends with its answer, one plain line each when the log is not a terminal
+    lines = output.splitlines()
+    assert any(line.endswith(f"submission conv: {submission_file.relative_to(project)}") for line in lines)
+    [record_line] = [line for line in lines if "run record: " in line]
+    assert (project / record_line.split("run record: ")[1]).is_file()
+    assert any(
+        re.search(r"INFO digit_recognizer.hooks:\s+conv\s+0\.\d{4}\s+0\.\d{4}\s+29,770\s", line) for line in lines
+    )
+    info = [line for line in lines if " INFO " in line]
+    assert info and all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d INFO \S+: ", line) for line in info)
+    assert any("Running node: conv.train_model" in line or "train_model([" in line for line in info)
     assert len(written(project, "06_models/conv/model.pt/*/model.pt")) == 1
     assert not written(project, "06_models/linear/**/*")  # only conv was trained
 

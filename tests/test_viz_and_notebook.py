@@ -34,7 +34,13 @@ def viz_build(project_after_run) -> Path:
 
 def test_viz_has_every_pipeline_namespace_and_layer(viz_build):
     main = json.loads((viz_build / "main").read_text())
-    assert [p["id"] for p in main["pipelines"]] == ["data_processing", *ARCHITECTURES, "reporting", "__default__"]
+    assert [p["id"] for p in main["pipelines"]] == [
+        "data_processing",
+        *ARCHITECTURES,
+        "lr_finder",
+        "reporting",
+        "__default__",
+    ]
     for pipeline in ("data_processing", "conv", "reporting"):
         assert (viz_build / "pipelines" / pipeline).is_file()
     assert main["layers"] == LAYERS
@@ -54,8 +60,8 @@ def test_viz_previews_plots_and_tables(viz_build):
     by_name = {n["name"]: n["id"] for n in main["nodes"] if n["type"] == "data"}
     plots = (
         ["sample_digits", "leaderboard_plot"]
-        + [f"{a}.{p}" for a in ARCHITECTURES for p in ("confusion_matrix", "misclassified_digits")]
-        + [f"{a}.{p}" for a in ("linear", "mlp", "conv") for p in ("lr_finder_plot", "training_curves")]
+        + [f"{a}.{p}_plot" for a in ARCHITECTURES for p in ("confusion_matrix", "misclassified_digits")]
+        + [f"{a}.training_curves_plot" for a in ("linear", "mlp", "conv")]
     )
     for name in plots:
         detail = json.loads((viz_build / "nodes" / by_name[name]).read_text())

@@ -1,77 +1,98 @@
-"""Keeps the newest N versions of every versioned dataset under data/ and deletes the rest.
+"""Keeps the newest N complete runs and deletes older ones, whole.
 
-    python -m digit_recognizer.retention --keep 10 --dry-run    # say what would go
-    python -m digit_recognizer.retention --keep 10              # delete it
+    python -m digit_recognizer.retention --keep 30 --dry-run    # say what would go, and the space
+    python -m digit_recognizer.retention --keep 30              # delete it
 
-A versioned dataset is Kedro's ``<name>/<version>/<name>`` layout (version like
-``2026-11-26T18.24.30.059Z``); anything else under data/, the raw files included, is never
-touched. Versions half-written by an interrupted run are removed too (unless their run is
-still going).
+A run is everything one ``kedro run`` wrote; its record (``data/runs/<run id>/run.json``) lists
+every file. Retention keeps the newest N complete runs, and also every run that still holds the
+latest version of some dataset (so whatever "latest" loads survives), every pinned run
+(``python -m digit_recognizer.runs pin RUN_ID``) and every run that a run in progress is
+reading. It never touches a run in progress, and it removes what killed runs left behind.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from digit_recognizer.hooks import remove_partial_versions
+from digit_recognizer.runs import RunStore
 
 VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}\.\d{2}\.\d{2}\.\d{3}Z$")
 
 
 @dataclass
 class Pruned:
-    datasets: int = 0
-    kept: int = 0
-    removed: list[Path] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)
     freed_bytes: int = 0
-
-
-def versions(dataset_dir: Path) -> list[Path]:
-    """The complete versions of one dataset, oldest first."""
-    found = [
-        d for d in dataset_dir.iterdir() if d.is_dir() and VERSION.match(d.name) and (d / dataset_dir.name).exists()
-    ]
-    return sorted(found, key=lambda d: d.name)
-
-
-def versioned_datasets(root: Path) -> list[Path]:
-    """Every ``<name>/<version>/<name>`` dataset folder under ``root``."""
-    candidates = {version.parent for version in root.rglob("*") if version.is_dir() and VERSION.match(version.name)}
-    return sorted(d for d in candidates if versions(d))
+    orphans: list[Path] = field(default_factory=list)
 
 
 def _size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.exists() else 0
 
 
-def prune(root: Path, keep: int, dry_run: bool = False) -> Pruned:
-    """Deletes all but the newest ``keep`` versions of each versioned dataset under ``root``."""
+def prune(data_dir: Path, keep: int, dry_run: bool = False) -> Pruned:
+    """Deletes complete runs beyond the newest ``keep`` (see the module's docstring for what stays)."""
     if keep < 1:
-        raise ValueError(f"--keep must be at least 1 (the newest version is always kept), got {keep}")
+        raise ValueError(f"--keep must be at least 1 (the newest run is always kept), got {keep}")
+    store = RunStore(data_dir / "runs")
     result = Pruned()
-    for dataset_dir in versioned_datasets(root):
-        if not dry_run:
-            remove_partial_versions(dataset_dir)
-        found = versions(dataset_dir)
-        result.datasets += 1
-        result.kept += min(keep, len(found))
-        for old in found[:-keep]:
-            result.freed_bytes += _size(old)
-            result.removed.append(old)
-            if not dry_run:
-                shutil.rmtree(old)
+    if not dry_run:
+        result.interrupted = [run_id for run_id, _ in store.remove_dead()]
+    runs = store.complete()  # newest first
+    in_use = {version for live in store.live() for version in live.get("reads", {}).values()}
+    latest_of_some_dataset = set()
+    seen: set[str] = set()
+    for record in runs:
+        fresh = set(record.get("outputs", {})) - seen
+        if fresh:
+            latest_of_some_dataset.add(record["run_id"])
+        seen |= fresh
+    for position, record in enumerate(runs):
+        run_id = record["run_id"]
+        if (
+            position < keep
+            or run_id in latest_of_some_dataset
+            or run_id in in_use
+            or store.is_pinned(run_id)
+        ):
+            result.kept.append(run_id)
+            continue
+        result.removed.append(run_id)
+        if dry_run:
+            result.freed_bytes += sum(_size(folder) for folder in store.folders(record)) + _size(store.root / run_id)
+        else:
+            result.freed_bytes += store.delete(record)
+    result.orphans = _orphans(data_dir, runs, store)
     return result
+
+
+def _orphans(data_dir: Path, runs: list[dict], store: RunStore) -> list[Path]:
+    """Version folders that belong to no run (written before runs were recorded, or by hand)."""
+    known = {folder.resolve() for record in runs for folder in store.folders(record)}
+    live = {live["run_id"] for live in store.live()}
+    return sorted(
+        folder
+        for folder in data_dir.rglob("*")
+        if folder.is_dir()
+        and VERSION.match(folder.name)
+        and folder.parent != store.root
+        and folder.name not in live
+        and folder.resolve() not in known
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m digit_recognizer.retention", description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", type=int, required=True, help="versions to keep per dataset (at least 1)")
-    parser.add_argument("--data-dir", type=Path, default=Path("data"), help="where the versioned outputs live")
+    parser.add_argument("--keep", type=int, required=True, help="complete runs to keep (at least 1)")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"), help="the project's data folder")
     parser.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     args = parser.parse_args(argv)
     if not args.data_dir.is_dir():
@@ -81,12 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     verb = "would delete" if args.dry_run else "deleted"
-    for path in result.removed:
-        print(f"{verb} {path}")
-    print(
-        f"{result.datasets} versioned datasets: kept {result.kept} versions, {verb} {len(result.removed)} "
-        f"({result.freed_bytes / 1e6:.1f} MB)"
-    )
+    for run_id in result.interrupted:
+        print(f"removed what the interrupted run {run_id} left")
+    for run_id in result.removed:
+        print(f"{verb} run {run_id}")
+    print(f"kept {len(result.kept)} complete runs, {verb} {len(result.removed)} ({result.freed_bytes / 1e6:.1f} MB)")
+    if result.orphans:
+        print(
+            f"{len(result.orphans)} version folders belong to no recorded run (older than run records?) "
+            f"and were left alone, e.g. {result.orphans[0]}"
+        )
     return 0
 
 

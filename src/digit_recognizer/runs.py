@@ -129,6 +129,11 @@ class RunStore:
 
     def __init__(self, root: Path = DEFAULT_ROOT) -> None:
         self.root = Path(root)
+        self.project = self.root.parent.parent  # records name files relative to the project
+
+    def folders(self, record: dict[str, Any]) -> list[Path]:
+        """The version folders a complete run wrote."""
+        return [(self.project / path).parent for path in record.get("outputs", {}).values()]
 
     def _run_dirs(self) -> list[Path]:
         if not self.root.is_dir():
@@ -187,7 +192,7 @@ class RunStore:
         run_dir = self.root / record["run_id"]
         freed = 0
         (run_dir / RECORD).replace(run_dir / ".deleting")  # no longer complete, even if we die now
-        for path in _journal(run_dir) or [Path(p).parent for p in record.get("outputs", {}).values()]:
+        for path in _journal(run_dir) or self.folders(record):
             freed += _size(path)
             _remove(path)
         freed += _size(run_dir)

@@ -1,0 +1,67 @@
+"""Parameters are typed, and a bad one is named in full before anything runs."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from digit_recognizer.config import ParameterError, TrainingConfig, check_parameters
+
+from .conftest import PROJECT_ROOT
+
+
+@pytest.fixture(scope="module")
+def shipped() -> dict:
+    params = {}
+    for name in ("parameters_data_processing.yml", "parameters_training.yml"):
+        params.update(yaml.safe_load((PROJECT_ROOT / "conf" / "base" / name).read_text()))
+    return params
+
+
+def test_the_shipped_parameters_are_valid(shipped):
+    check_parameters(shipped)
+    conv = TrainingConfig.model_validate(shipped["conv"])
+    assert conv.model == {"batchnorm": True} and conv.augment.max_rotation == 10.0
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("conv.epoch", 3, r"conv\.epoch: unknown key \(value 3\)"),
+        ("conv.epochs", 2.5, r"conv\.epochs = 2\.5: Input should be a valid integer"),
+        ("conv.epochs", 0, r"conv\.epochs = 0: Input should be greater than 0"),
+        ("conv.device", "banana", r"conv\.device = 'banana': expected auto, cpu, mps, cuda or cuda:N"),
+        ("split.validation_fraction", 1.5, r"split\.validation_fraction = 1\.5: Input should be less than 1"),
+        ("conv.model.batchnorm", "maybe", r"conv\.model\.batchnorm = 'maybe': Input should be a valid boolean"),
+        ("mlp.model.hidden", -3, r"mlp\.model\.hidden = -3: Input should be greater than 0"),
+        (
+            "linear.model.head",
+            "ordinal",
+            r"linear\.model\.head = 'ordinal': Input should be 'classification' or 'regression'",
+        ),
+        ("conv.schedule", "cosine", r"conv\.schedule = 'cosine': Input should be 'one_cycle' or 'constant'"),
+        ("conv.augment.max_shift", 0.7, r"conv\.augment\.max_shift = 0\.7: Input should be less than 0\.5"),
+        ("normalisation.standardise", "yes", r"normalisation\.standardise = 'yes': Input should be a valid boolean"),
+        ("conv.model.width", 8, r"conv\.model\.width: unknown key"),
+    ],
+)
+def test_a_bad_value_is_named_by_its_full_key(shipped, key, value, message):
+    params = copy.deepcopy(shipped)
+    *path, last = key.split(".")
+    block = params
+    for part in path:
+        block = block[part]
+    block[last] = value
+    with pytest.raises(ParameterError, match=message):
+        check_parameters(params)
+
+
+def test_every_problem_is_listed_at_once(shipped):
+    params = copy.deepcopy(shipped)
+    params["conv"]["epochs"] = "ten"
+    params["mlp"]["lr"] = -1
+    with pytest.raises(ParameterError) as error:
+        check_parameters(params)
+    assert "conv.epochs" in str(error.value) and "mlp.lr" in str(error.value)
