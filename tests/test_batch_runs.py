@@ -27,6 +27,8 @@ from digit_recognizer.runs import RunStore
 
 from .conftest import RAW_DIR, kedro
 
+pytestmark = pytest.mark.slow  # whole `kedro run`s: left out by `pytest -m "not slow"`
+
 
 def output(result: subprocess.CompletedProcess) -> str:
     """What a run printed, with the console's line wrapping undone."""

@@ -7,7 +7,11 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import PROJECT_ROOT, copy_project
+
+pytestmark = pytest.mark.slow  # whole `kedro run`s: left out by `pytest -m "not slow"`
 
 
 def test_benchmark_runs_its_tiny_case(tmp_path):

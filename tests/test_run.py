@@ -8,8 +8,11 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from .conftest import FAST, kedro
+
+pytestmark = pytest.mark.slow  # whole `kedro run`s: left out by `pytest -m "not slow"`
 
 
 def written(project: Path, pattern: str) -> list[Path]:

@@ -12,6 +12,8 @@ from nbclient import NotebookClient
 
 from .conftest import FAST, copy_project, kedro
 
+pytestmark = pytest.mark.slow  # whole `kedro run`s: left out by `pytest -m "not slow"`
+
 LAYERS = ["raw", "intermediate", "primary", "model_input", "models", "model_output", "reporting"]
 ARCHITECTURES = ["linear", "mlp", "conv", "centroid"]
 
