@@ -67,6 +67,11 @@ class ConvOptions(Block):
     batchnorm: bool = True
 
 
+class CNNOptions(Block):
+    widths: list[PositiveInt] = Field(default_factory=lambda: [16, 32, 64], min_length=1, max_length=4)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
 class CentroidOptions(Block):
     distance: Literal["cosine", "euclidean"] = "cosine"
 
@@ -75,6 +80,7 @@ MODEL_OPTIONS: dict[str, type[Block]] = {
     "linear": LinearOptions,
     "mlp": MLPOptions,
     "conv": ConvOptions,
+    "cnn": CNNOptions,
     "centroid": CentroidOptions,
 }
 
@@ -82,7 +88,7 @@ MODEL_OPTIONS: dict[str, type[Block]] = {
 class TrainingConfig(Block):
     """One architecture's block: its model options and how it is trained."""
 
-    architecture: Literal["linear", "mlp", "conv", "centroid"]
+    architecture: Literal["linear", "mlp", "conv", "cnn", "centroid"]
     model: dict[str, Any] = Field(default_factory=dict)
     seed: int = Field(0, ge=0)
     device: str = "auto"
@@ -90,10 +96,14 @@ class TrainingConfig(Block):
     lr: PositiveFloat = 0.1
     use_lr_finder: bool = False
     batch_size: PositiveInt = 256
+    optimizer: Literal["sgd", "adamw"] = "sgd"
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
     schedule: Literal["one_cycle", "constant"] = "one_cycle"
     augment: AugmentConfig | None = None
+    refit_full: bool = False
+    test_time_shifts: bool = False
     lr_finder: LRFinderConfig = Field(default_factory=LRFinderConfig)
     progress_bar: bool | None = None
 
@@ -114,9 +124,33 @@ class TrainingConfig(Block):
         return MODEL_OPTIONS[self.architecture].model_validate(self.model)
 
 
+# The namespaces the ensemble pipeline can average (each trained by its own training pipeline).
+ENSEMBLE_CANDIDATES = ("cnn", "cnn_seed1", "cnn_seed2")
+
+
+class EnsembleConfig(Block):
+    """Which trained members to average, by namespace."""
+
+    members: list[str] = Field(min_length=2)
+
+    @field_validator("members")
+    @classmethod
+    def _known_and_distinct(cls, members: list[str]) -> list[str]:
+        unknown = [m for m in members if m not in ENSEMBLE_CANDIDATES]
+        if unknown:
+            raise ValueError(f"expected some of {list(ENSEMBLE_CANDIDATES)}, got {unknown}")
+        if len(set(members)) != len(members):
+            raise ValueError(f"members must be distinct, got {members}")
+        return members
+
+
 # Which model checks which top-level block. A block of parameters_training.yml is an
 # architecture's when it names one.
-BLOCKS: dict[str, type[Block]] = {"split": SplitConfig, "normalisation": NormalisationConfig}
+BLOCKS: dict[str, type[Block]] = {
+    "split": SplitConfig,
+    "normalisation": NormalisationConfig,
+    "ensemble": EnsembleConfig,
+}
 
 
 class ParameterError(ValueError):

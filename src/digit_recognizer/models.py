@@ -114,6 +114,34 @@ class ConvNet(nn.Sequential):
         self.head = "classification"
 
 
+def _conv_bn_relu(ni: int, nf: int) -> list[nn.Module]:
+    return [nn.Conv2d(ni, nf, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(nf), nn.ReLU(inplace=True)]
+
+
+class VGGNet(nn.Sequential):
+    """A small VGG-style net: per stage two 3×3 conv + BatchNorm + ReLU, 2×2 max-pool between stages.
+
+    28×28 → 14×14 → 7×7 with the default three stages of 16, 32 and 64 channels, then a global
+    average pool, dropout and one linear layer to the 10 logits: about 73,000 parameters.
+    """
+
+    def __init__(self, widths: tuple[int, ...] | list[int] = (16, 32, 64), dropout: float = 0.0) -> None:
+        layers: list[nn.Module] = []
+        channels = 1
+        for stage, width in enumerate(widths):
+            if stage:
+                layers.append(nn.MaxPool2d(2))
+            layers += _conv_bn_relu(channels, width) + _conv_bn_relu(width, width)
+            channels = width
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, N_CLASSES)]
+        super().__init__(*layers)
+        self.head = "classification"
+        self.to(memory_format=torch.channels_last)  # about 30 % faster convolutions on a CPU
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return super().forward(images.contiguous(memory_format=torch.channels_last))
+
+
 DISTANCES = ("euclidean", "cosine")
 
 
@@ -156,6 +184,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "linear": LinearNet,
     "mlp": MLP,
     "conv": ConvNet,
+    "cnn": VGGNet,
     "centroid": NearestCentroid,
 }
 

@@ -57,12 +57,7 @@ def prune(data_dir: Path, keep: int, dry_run: bool = False) -> Pruned:
         seen |= fresh
     for position, record in enumerate(runs):
         run_id = record["run_id"]
-        if (
-            position < keep
-            or run_id in latest_of_some_dataset
-            or run_id in in_use
-            or store.is_pinned(run_id)
-        ):
+        if position < keep or run_id in latest_of_some_dataset or run_id in in_use or store.is_pinned(run_id):
             result.kept.append(run_id)
             continue
         result.removed.append(run_id)

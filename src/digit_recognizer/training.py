@@ -16,13 +16,14 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from digit_recognizer.models import N_CLASSES
+
 SCHEDULES = ("constant", "one_cycle")
 EVAL_BATCH_SIZE = 2048
 
 
 class TrainingDivergedError(RuntimeError):
     """The training loss became infinite or NaN."""
-
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -33,12 +34,16 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def loss_function(
-    model: nn.Module, outputs: torch.Tensor, labels: torch.Tensor, reduction: str = "mean"
+    model: nn.Module,
+    outputs: torch.Tensor,
+    labels: torch.Tensor,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """Cross-entropy on logits, or MSE against the digit value for a regression head."""
+    """Cross-entropy on logits (optionally label-smoothed), or MSE against the digit value for a regression head."""
     if getattr(model, "head", "classification") == "regression":
         return F.mse_loss(outputs.squeeze(1), labels.to(outputs.dtype), reduction=reduction)
-    return F.cross_entropy(outputs, labels, reduction=reduction)
+    return F.cross_entropy(outputs, labels, reduction=reduction, label_smoothing=label_smoothing)
 
 
 def to_labels(model: nn.Module, outputs: torch.Tensor) -> torch.Tensor:
@@ -110,7 +115,17 @@ def format_epoch(stats: EpochStats | None = None) -> str:
     )
 
 
-def make_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.SGD:
+OPTIMIZERS = ("sgd", "adamw")
+
+
+def make_optimizer(
+    model: nn.Module, lr: float, momentum: float, weight_decay: float, optimizer: str = "sgd"
+) -> torch.optim.Optimizer:
+    """SGD with momentum, or AdamW (``momentum`` is then its beta1)."""
+    if optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=lr, betas=(momentum, 0.999), weight_decay=weight_decay)
+    if optimizer != "sgd":
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
@@ -136,23 +151,64 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = EVAL_BATCH
     return torch.cat([to_labels(model, model(images[idx])) for idx in batches])
 
 
+SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # the image, then one pixel down, up, right, left
+
+
+def shifted(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Images moved by (dy, dx) pixels, the uncovered border filled with the background (zeros)."""
+    if dy == dx == 0:
+        return images
+    padded = F.pad(images, (1, 1, 1, 1))
+    height, width = images.shape[-2:]
+    return padded[..., 1 - dy : 1 - dy + height, 1 - dx : 1 - dx + width]
+
+
+@torch.inference_mode()
+def class_probabilities(
+    model: nn.Module, images: torch.Tensor, test_time_shifts: bool = False, batch_size: int = EVAL_BATCH_SIZE
+) -> torch.Tensor:
+    """N×10 class probabilities; with ``test_time_shifts`` the mean over the image and its four one-pixel shifts.
+
+    A regression head has no probabilities: its rounded digit counts as certain (one-hot).
+    """
+    model.eval()
+    views = SHIFTS if test_time_shifts else SHIFTS[:1]
+    parts = []
+    for idx in batch_indices(len(images), batch_size, device=images.device):
+        batch = images[idx]
+        total = torch.zeros(len(idx), N_CLASSES, device=images.device)
+        for dy, dx in views:
+            outputs = model(shifted(batch, dy, dx))
+            if getattr(model, "head", "classification") == "regression":
+                total += F.one_hot(to_labels(model, outputs), N_CLASSES).float()
+            else:
+                total += torch.softmax(outputs.float(), dim=1)
+        parts.append(total / len(views))
+    return torch.cat(parts)
+
+
 def fit(
     model: nn.Module,
     train: tuple[torch.Tensor, torch.Tensor],
-    valid: tuple[torch.Tensor, torch.Tensor],
+    valid: tuple[torch.Tensor, torch.Tensor] | None,
     *,
     epochs: int,
     lr: float,
     batch_size: int = 256,
+    optimizer: str = "sgd",
     momentum: float = 0.9,
     weight_decay: float = 0.0,
+    label_smoothing: float = 0.0,
     schedule: str = "one_cycle",
     seed: int = 0,
     augment: dict[str, float] | None = None,
     log: Callable[[str], None] = print,
     progress: bool | None = None,
 ) -> list[EpochStats]:
-    """Trains ``model`` with SGD on tensors already on its device; returns one record per epoch.
+    """Trains ``model`` on tensors already on its device; returns one record per epoch.
+
+    ``valid=None`` trains without a validation pass (a final refit on every labelled row); the
+    epoch records then have no validation loss or accuracy (NaN).
 
     ``schedule="one_cycle"`` warms the rate up to ``lr`` and anneals it (fastai's
     ``fit_one_cycle``); ``"constant"`` keeps it fixed (fastai's ``fit``). ``progress=None``
@@ -163,8 +219,7 @@ def fit(
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     train_x, train_y = train
-    valid_x, valid_y = valid
-    optimizer = make_optimizer(model, lr, momentum, weight_decay)
+    optimizer = make_optimizer(model, lr, momentum, weight_decay, optimizer)
     steps_per_epoch = math.ceil(len(train_x) / batch_size)
     scheduler = (
         torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch)
@@ -190,7 +245,7 @@ def fit(
             inputs = train_x[idx]
             if augment is not None:
                 inputs = random_affine(inputs, augment_generator, **augment)
-            loss = loss_function(model, model(inputs), train_y[idx])
+            loss = loss_function(model, model(inputs), train_y[idx], label_smoothing=label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -203,12 +258,15 @@ def fit(
                 f"training diverged in epoch {epoch} (train loss {train_loss}) at lr={lr:g}; "
                 "lower the learning rate (the learning-rate finder's plot shows where the loss blows up)"
             )
-        valid_loss, predictions = evaluate(model, valid_x, valid_y)
+        valid_loss, accuracy = math.nan, math.nan
+        if valid is not None:
+            valid_loss, predictions = evaluate(model, *valid)
+            accuracy = (predictions == valid[1]).float().mean().item()
         stats = EpochStats(
             epoch=epoch,
             train_loss=train_loss,
             valid_loss=valid_loss,
-            accuracy=(predictions == valid_y).float().mean().item(),
+            accuracy=accuracy,
             time=time.perf_counter() - start,
             lr=optimizer.param_groups[0]["lr"],  # the rate the epoch ended with
         )
@@ -243,6 +301,7 @@ def lr_find(
     end_lr: float = 10.0,
     num_steps: int = 100,
     batch_size: int = 256,
+    optimizer: str = "sgd",
     momentum: float = 0.9,
     weight_decay: float = 0.0,
     seed: int = 0,
@@ -256,7 +315,7 @@ def lr_find(
     its minimum. Suggests a tenth of the rate at the minimum smoothed loss.
     """
     train_x, train_y = train
-    optimizer = make_optimizer(model, start_lr, momentum, weight_decay)
+    optimizer = make_optimizer(model, start_lr, momentum, weight_decay, optimizer)
     gamma = (end_lr / start_lr) ** (1 / max(num_steps - 1, 1))
     generator = torch.Generator().manual_seed(seed)
     rates: list[float] = []

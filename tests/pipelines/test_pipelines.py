@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
@@ -16,9 +17,8 @@ from ..conftest import PROJECT_ROOT
 @pytest.fixture(scope="module")
 def parameters() -> dict:
     params = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")["parameters"]
-    for architecture in ("linear", "mlp", "conv"):
-        params[architecture].update(epochs=1, progress_bar=False)
-        params[architecture]["lr_finder"]["num_steps"] = 10
+    for name in ("linear", "mlp", "conv", "cnn", "cnn_seed1", "cnn_seed2"):
+        params[name].update(epochs=1, progress_bar=False)
     return params
 
 
@@ -53,7 +53,9 @@ def test_registry_names():
         "linear",
         "mlp",
         "conv",
+        "cnn",
         "centroid",
+        "ensemble",
         "lr_finder",
         "reporting",
         "__default__",
@@ -97,7 +99,20 @@ def test_full_pipeline_builds_the_leaderboard(raw_frames, parameters):
     catalog = _catalog(raw_frames, parameters, keep=("leaderboard",))
     SequentialRunner().run(register_pipelines()["__default__"], catalog)
     leaderboard = catalog["leaderboard"].load()
-    assert sorted(leaderboard["architecture"]) == ["centroid", "conv", "linear", "mlp"]
+    assert sorted(leaderboard["architecture"]) == ["centroid", "cnn", "conv", "linear", "mlp"]
     assert leaderboard["validation_accuracy"].is_monotonic_decreasing
     assert set(leaderboard.columns) >= {"validation_accuracy", "test_score", "parameters", "training_seconds", "run"}
     assert set(leaderboard["run"]) == {"test-run"}
+
+
+def test_ensemble_trains_its_members_and_averages_them(raw_frames, parameters):
+    members = ("cnn", "cnn_seed1", "cnn_seed2")
+    keep = ("ensemble_test_probabilities", "ensemble.leaderboard", *(f"{m}_test_probabilities" for m in members))
+    catalog = _catalog(raw_frames, parameters, keep=keep)
+    outputs = SequentialRunner().run(register_pipelines()["ensemble"], catalog)
+    mean = sum(catalog[f"{m}_test_probabilities"].load().to_numpy() for m in members) / 3
+    assert np.allclose(catalog["ensemble_test_probabilities"].load().to_numpy(), mean, atol=1e-6)
+    leaderboard = catalog["ensemble.leaderboard"].load()
+    assert sorted(leaderboard["member"]) == ["cnn", "cnn_seed1", "cnn_seed2", "ensemble"]
+    summary = outputs["ensemble_summary"].load()
+    assert summary["architecture"] == "ensemble" and summary["parameters"] == 3 * 72_666

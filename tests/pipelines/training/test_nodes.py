@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from matplotlib.figure import Figure
@@ -9,13 +10,17 @@ from torch.utils.data import TensorDataset
 from digit_recognizer.config import TrainingConfig
 from digit_recognizer.models import Preprocessing, build_model
 from digit_recognizer.pipelines.training.nodes import (
+    PROBABILITY_COLUMNS,
     evaluate_model,
-    fit_centroid,
     make_submission,
     plot_misclassified,
+    probability_table,
+    refit_on_all_rows,
     score_submission,
     summarise_run,
+    train_model,
 )
+from digit_recognizer.training import SHIFTS, class_probabilities, shifted
 
 STATS = {"scale": 255.0, "mean": 0.1, "std": 0.3, "standardise": True}
 
@@ -28,9 +33,13 @@ def tensors(raw_frames):
     return TensorDataset(images[:200], labels[:200]), TensorDataset(images[200:], labels[200:])
 
 
-def test_make_submission_has_kaggles_shape(raw_frames):
+def _one_hot(labels: np.ndarray) -> pd.DataFrame:
+    return probability_table(np.eye(10)[labels])
+
+
+def test_make_submission_takes_the_most_probable_digit(raw_frames):
     predictions = np.arange(100) % 10
-    submission = make_submission(predictions, raw_frames["sample_submission"])
+    submission = make_submission(_one_hot(predictions), raw_frames["sample_submission"])
     assert list(submission.columns) == ["ImageId", "Label"]
     assert submission["ImageId"].tolist() == list(range(1, 101))
     assert submission["Label"].tolist() == predictions.tolist()
@@ -38,12 +47,7 @@ def test_make_submission_has_kaggles_shape(raw_frames):
 
 def test_make_submission_rejects_wrong_length(raw_frames):
     with pytest.raises(ValueError, match="99 predictions for 100 rows of sample_submission.csv"):
-        make_submission(np.zeros(99, dtype=int), raw_frames["sample_submission"])
-
-
-def test_make_submission_rejects_impossible_labels(raw_frames):
-    with pytest.raises(ValueError, match=r"predicted labels must lie in 0\.\.9, got 0\.\.10"):
-        make_submission(np.arange(100) % 11, raw_frames["sample_submission"])
+        make_submission(_one_hot(np.zeros(99, dtype=int)), raw_frames["sample_submission"])
 
 
 def test_score_submission_like_the_leaderboard(raw_frames):
@@ -59,7 +63,9 @@ def test_score_submission_like_the_leaderboard(raw_frames):
 def test_evaluate_model_reports_confusion_and_per_class_accuracy(tensors):
     train_set, validation_set = tensors
     model = build_model("centroid").fit(*train_set.tensors)
-    metrics = evaluate_model(model, validation_set)
+    metrics, probabilities = evaluate_model(model, validation_set, TrainingConfig(architecture="centroid"))
+    assert list(probabilities.columns) == ["label", *PROBABILITY_COLUMNS]
+    assert np.allclose(probabilities[PROBABILITY_COLUMNS].sum(axis=1), 1, atol=1e-5)
     confusion = np.array(metrics["confusion_matrix"])
     labels = validation_set.tensors[1].numpy()
     assert confusion.sum() == len(labels) == metrics["validation_rows"]
@@ -75,14 +81,54 @@ def test_evaluate_model_reports_confusion_and_per_class_accuracy(tensors):
 def test_fit_centroid_and_summary(tensors):
     train_set, validation_set = tensors
     config = TrainingConfig(architecture="centroid", model={"distance": "euclidean"})
-    model, history = fit_centroid(train_set, validation_set, STATS, config)
+    model, history = train_model(train_set, validation_set, STATS, config)
     assert model.options == {"distance": "euclidean"}
     assert model.preprocessing == Preprocessing(mean=0.1, std=0.3)  # carried with the model
-    assert history["epochs"][0]["accuracy"] > 0.5
-    metrics = evaluate_model(model, validation_set)
-    row = summarise_run(metrics, history, {"scored": True, "accuracy": 0.8, "rows": 100}, {"run_id": "R1"})
+    assert history["epochs"][0]["accuracy"] > 0.5 and history["rows"] == 200
+    metrics, _ = evaluate_model(model, validation_set, config)
+    submitted, training = refit_on_all_rows(model, train_set, validation_set, STATS, config)
+    assert submitted is model and training["refit_full"] is False
+    row = summarise_run(metrics, history, training, {"scored": True, "accuracy": 0.8, "rows": 100}, {"run_id": "R1"})
     assert row["architecture"] == "centroid" and row["test_score"] == 0.8 and row["epochs"] == 1
     assert row["validation_accuracy"] == round(metrics["accuracy"], 4) and row["run"] == "R1"
+    assert row["submitted"] == "trained on 200 split rows"
+
+
+def test_refit_trains_a_fresh_model_on_every_labelled_row(tensors):
+    train_set, validation_set = tensors
+    config = TrainingConfig(architecture="centroid", refit_full=True)
+    split_model, _ = train_model(train_set, validation_set, STATS, config)
+    model, training = refit_on_all_rows(split_model, train_set, validation_set, STATS, config)
+    assert model is not split_model and training["refit_full"] is True and training["rows"] == 300
+    images = torch.cat([train_set.tensors[0], validation_set.tensors[0]])
+    labels = torch.cat([train_set.tensors[1], validation_set.tensors[1]])
+    expected = build_model("centroid").fit(images, labels)
+    assert torch.allclose(model.centroids, expected.centroids)  # the mean of all 300 rows
+    assert model.preprocessing == split_model.preprocessing
+
+
+def test_refit_of_a_learned_model_uses_the_same_settings(tensors):
+    train_set, validation_set = tensors
+    config = TrainingConfig(architecture="linear", epochs=2, refit_full=True, progress_bar=False)
+    split_model, history = train_model(train_set, validation_set, STATS, config)
+    model, training = refit_on_all_rows(split_model, train_set, validation_set, STATS, config)
+    assert training["rows"] == 300 and len(training["epochs"]) == len(history["epochs"]) == 2
+    assert np.isnan(training["epochs"][0]["accuracy"])  # no validation rows left to score on
+    assert not torch.equal(model[1].weight, split_model[1].weight)
+
+
+def test_test_time_shifts_average_five_views(tensors):
+    _, validation_set = tensors
+    torch.manual_seed(0)
+    model = build_model("mlp")
+    images = validation_set.tensors[0]
+    plain = class_probabilities(model, images, test_time_shifts=False)
+    views = [torch.softmax(model.eval()(shifted(images, dy, dx)), 1) for dy, dx in SHIFTS]
+    averaged = class_probabilities(model, images, test_time_shifts=True)
+    assert torch.allclose(plain, views[0], atol=1e-6)
+    assert torch.allclose(averaged, torch.stack(views).mean(0), atol=1e-6)
+    assert torch.equal(shifted(images, 1, 0)[..., 1:, :], images[..., :-1, :])  # one pixel down
+    assert (shifted(images, 1, 0)[..., 0, :] == 0).all()
 
 
 def test_plot_misclassified_shows_wrong_digits(tensors):
@@ -119,11 +165,12 @@ def test_predict_test_applies_the_models_own_preprocessing(tensors, raw_frames):
     test = raw_frames["test"].astype(np.uint8)
     model = build_model("centroid").fit(*train_set.tensors)
     model.preprocessing = Preprocessing()
-    plain = predict_test(model, test)
+    config = TrainingConfig(architecture="centroid")
+    plain = predict_test(model, test, config)[PROBABILITY_COLUMNS].to_numpy().argmax(1)
     expected = model(torch.tensor(test.to_numpy() / 255, dtype=torch.float32).reshape(-1, 1, 28, 28)).argmax(1)
     assert (plain == expected.numpy()).all()
     model.preprocessing = Preprocessing(mean=0.5, std=0.01)  # a model trained on other inputs sees them so
-    assert (predict_test(model, test) != plain).any()
+    assert (predict_test(model, test, config)[PROBABILITY_COLUMNS].to_numpy().argmax(1) != plain).any()
 
 
 def test_find_learning_rate_suggests_a_rate_inside_the_sweep(tensors):

@@ -18,7 +18,15 @@ from digit_recognizer import plots
 from digit_recognizer.config import TrainingConfig
 from digit_recognizer.models import N_CLASSES, Preprocessing, build_model, count_parameters
 from digit_recognizer.pipelines.data_processing.nodes import PIXEL_COLUMNS
-from digit_recognizer.training import evaluate, fit, loss_function, lr_find, predict, resolve_device, to_labels
+from digit_recognizer.training import (
+    class_probabilities,
+    evaluate,
+    fit,
+    loss_function,
+    lr_find,
+    resolve_device,
+    to_labels,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +45,7 @@ def _sweep(config: TrainingConfig, train: tuple[torch.Tensor, ...], device: torc
         _fresh_model(config).to(device),
         train,
         batch_size=config.batch_size,
+        optimizer=config.optimizer,
         momentum=config.momentum,
         weight_decay=config.weight_decay,
         seed=config.seed,
@@ -52,125 +61,154 @@ def find_learning_rate(train_set: TensorDataset, config: TrainingConfig) -> dict
     return _sweep(config, _on(device, train_set), device)
 
 
+def _train(
+    config: TrainingConfig,
+    train: tuple[torch.Tensor, torch.Tensor],
+    valid: tuple[torch.Tensor, torch.Tensor] | None,
+    normalisation_stats: dict[str, Any],
+) -> tuple[nn.Module, dict[str, Any]]:
+    """A fresh model trained on ``train`` (validated on ``valid`` when given), with its history."""
+    device = resolve_device(config.device)
+    start = time.perf_counter()
+    if config.architecture == "centroid":
+        model = _fresh_model(config).fit(*train)
+        epochs = [{"epoch": 0, "train_loss": float("nan"), "valid_loss": float("nan"), "accuracy": float("nan")}]
+        if valid is not None:
+            loss, predictions = evaluate(model, *valid)
+            epochs[0].update(valid_loss=loss, accuracy=(predictions == valid[1]).float().mean().item())
+        lr, device = 0.0, torch.device("cpu")
+        epochs[0].update(time=time.perf_counter() - start, lr=lr)
+    else:
+        train = tuple(t.to(device) for t in train)
+        lr = _sweep(config, train, device)["suggestion"] if config.use_lr_finder else config.lr
+        model = _fresh_model(config).to(device)
+        logger.info(
+            "Training %s (%d parameters) on %s, %d rows: %d epochs, %s, lr=%.3g, %s schedule",
+            config.architecture,
+            count_parameters(model),
+            device,
+            len(train[0]),
+            config.epochs,
+            config.optimizer,
+            lr,
+            config.schedule,
+        )
+        history = fit(
+            model,
+            train,
+            None if valid is None else tuple(t.to(device) for t in valid),
+            epochs=config.epochs,
+            lr=lr,
+            batch_size=config.batch_size,
+            optimizer=config.optimizer,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            label_smoothing=config.label_smoothing,
+            schedule=config.schedule,
+            seed=config.seed,
+            augment=config.augment.model_dump() if config.augment else None,
+            log=logger.info,
+            progress=config.progress_bar,
+        )
+        epochs = [vars(h) for h in history]
+        model = model.cpu()
+    model.preprocessing = Preprocessing(**{k: normalisation_stats[k] for k in ("scale", "mean", "std")})
+    history = {
+        "architecture": config.architecture,
+        "device": str(device),
+        "lr": lr,
+        "rows": len(train[0]),
+        "training_seconds": time.perf_counter() - start,
+        "epochs": epochs,
+    }
+    return model, history
+
+
 def train_model(
     train_set: TensorDataset,
     validation_set: TensorDataset,
     normalisation_stats: dict[str, Any],
     config: TrainingConfig,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Trains a fresh model with SGD and returns it, carrying its preprocessing, with its per-epoch history."""
-    device = resolve_device(config.device)
-    train = _on(device, train_set)
-    lr = _sweep(config, train, device)["suggestion"] if config.use_lr_finder else config.lr
-    model = _fresh_model(config).to(device)
-    logger.info(
-        "Training %s (%d parameters) on %s: %d epochs, lr=%.3g, %s schedule",
-        config.architecture,
-        count_parameters(model),
-        device,
-        config.epochs,
-        lr,
-        config.schedule,
-    )
-    start = time.perf_counter()
-    history = fit(
-        model,
-        train,
-        _on(device, validation_set),
-        epochs=config.epochs,
-        lr=lr,
-        batch_size=config.batch_size,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-        schedule=config.schedule,
-        seed=config.seed,
-        augment=config.augment.model_dump() if config.augment else None,
-        log=logger.info,
-        progress=config.progress_bar,
-    )
-    model = model.cpu()
-    model.preprocessing = _preprocessing(normalisation_stats)
-    return model, _history(config, device, lr, time.perf_counter() - start, [vars(h) for h in history])
+    """Trains a fresh model on the train split, validating every epoch; it carries its preprocessing."""
+    return _train(config, train_set.tensors, validation_set.tensors, normalisation_stats)
 
 
-def fit_centroid(
+def refit_on_all_rows(
+    split_model: nn.Module,
     train_set: TensorDataset,
     validation_set: TensorDataset,
     normalisation_stats: dict[str, Any],
     config: TrainingConfig,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Computes the mean image of each digit (the non-learning baseline)."""
-    start = time.perf_counter()
-    model = build_model(config.architecture, **config.model).fit(*train_set.tensors)
-    model.preprocessing = _preprocessing(normalisation_stats)
-    valid_x, valid_y = validation_set.tensors
-    valid_loss, predictions = evaluate(model, valid_x, valid_y)
-    seconds = time.perf_counter() - start
-    epoch = {
-        "epoch": 0,
-        "train_loss": float("nan"),
-        "valid_loss": valid_loss,
-        "accuracy": (predictions == valid_y).float().mean().item(),
-        "time": seconds,
-        "lr": 0.0,
-    }
-    logger.info("centroid: validation accuracy %.4f", epoch["accuracy"])
-    return model, _history(config, torch.device("cpu"), 0.0, seconds, [epoch])
+    """The model to submit: with ``refit_full``, a fresh one trained on every labelled row; else the split model."""
+    if not config.refit_full:
+        return split_model, {"refit_full": False, "rows": len(train_set), "training_seconds": 0.0}
+    images = torch.cat([train_set.tensors[0], validation_set.tensors[0]])
+    labels = torch.cat([train_set.tensors[1], validation_set.tensors[1]])
+    logger.info("%s: refitting on all %d labelled rows, same settings", config.architecture, len(labels))
+    model, history = _train(config, (images, labels), None, normalisation_stats)
+    return model, {"refit_full": True, **history}
 
 
-def _preprocessing(normalisation_stats: dict[str, Any]) -> Preprocessing:
-    return Preprocessing(**{k: normalisation_stats[k] for k in ("scale", "mean", "std")})
-
-
-def _history(
-    config: TrainingConfig, device: torch.device, lr: float, seconds: float, epochs: list[dict]
-) -> dict[str, Any]:
-    return {
-        "architecture": config.architecture,
-        "device": str(device),
-        "lr": lr,
-        "training_seconds": seconds,
-        "epochs": epochs,
-    }
-
-
-def evaluate_model(model: nn.Module, validation_set: TensorDataset) -> dict[str, Any]:
-    """Validation accuracy, loss, per-class accuracy and confusion matrix."""
+def evaluate_model(
+    split_model: nn.Module, validation_set: TensorDataset, config: TrainingConfig
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Validation accuracy, loss, per-class accuracy, confusion matrix, and the class probabilities."""
     images, labels = validation_set.tensors
-    loss, predictions = evaluate(model, images, labels)
-    digits = list(range(N_CLASSES))
-    confusion = confusion_matrix(labels.numpy(), predictions.numpy(), labels=digits)
-    per_class = recall_score(labels.numpy(), predictions.numpy(), labels=digits, average=None, zero_division=0)
-    accuracy = accuracy_score(labels.numpy(), predictions.numpy())
-    logger.info("%s: validation accuracy %.4f, loss %.4f", model.architecture, accuracy, loss)
-    return {
-        "architecture": model.architecture,
-        "options": model.options,
-        "parameters": count_parameters(model),
-        "accuracy": float(accuracy),
+    loss, _ = evaluate(split_model, images, labels)
+    probabilities = class_probabilities(split_model, images, config.test_time_shifts)
+    metrics = classification_metrics(labels.numpy(), probabilities.numpy())
+    logger.info("%s: validation accuracy %.4f, loss %.4f", config.architecture, metrics["accuracy"], loss)
+    metrics = {
+        "architecture": config.architecture,
+        "options": split_model.options,
+        "parameters": count_parameters(split_model),
         "loss": loss,
+        "test_time_shifts": config.test_time_shifts,
+        **metrics,
+    }
+    return metrics, probability_table(probabilities.numpy(), labels.numpy())
+
+
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+    """Accuracy, per-class accuracy and confusion matrix of the most probable digits."""
+    predictions = probabilities.argmax(axis=1)
+    digits = list(range(N_CLASSES))
+    per_class = recall_score(labels, predictions, labels=digits, average=None, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(labels, predictions)),
         "per_class_accuracy": {str(d): round(float(a), 6) for d, a in enumerate(per_class)},
-        "confusion_matrix": confusion.tolist(),
+        "confusion_matrix": confusion_matrix(labels, predictions, labels=digits).tolist(),
         "validation_rows": len(labels),
     }
 
 
-def predict_test(model: nn.Module, validated_test: pd.DataFrame) -> np.ndarray:
-    """The predicted digit for every test image, in test.csv's row order, with the model's own preprocessing."""
+PROBABILITY_COLUMNS = [f"p{d}" for d in range(N_CLASSES)]
+
+
+def probability_table(probabilities: np.ndarray, labels: np.ndarray | None = None) -> pd.DataFrame:
+    """Class probabilities as a table, one column per digit (and the true label, when known)."""
+    table = pd.DataFrame(probabilities.astype(np.float32), columns=PROBABILITY_COLUMNS)
+    if labels is not None:
+        table.insert(0, "label", labels.astype(np.int64))
+    return table
+
+
+def predict_test(model: nn.Module, validated_test: pd.DataFrame, config: TrainingConfig) -> pd.DataFrame:
+    """Class probabilities for every test image, in test.csv's row order, with the model's own preprocessing."""
     images = model.preprocessing.images(validated_test[PIXEL_COLUMNS].to_numpy())
-    return predict(model, images).numpy()
+    return probability_table(class_probabilities(model, images, config.test_time_shifts).numpy())
 
 
-def make_submission(predictions: np.ndarray, sample_submission: pd.DataFrame) -> pd.DataFrame:
-    """Kaggle's ImageId,Label table, checked against sample_submission before it is written."""
-    if len(predictions) != len(sample_submission):
+def make_submission(test_probabilities: pd.DataFrame, sample_submission: pd.DataFrame) -> pd.DataFrame:
+    """Kaggle's ImageId,Label table (the most probable digit), checked against sample_submission."""
+    if len(test_probabilities) != len(sample_submission):
         raise ValueError(
-            f"{len(predictions)} predictions for {len(sample_submission)} rows of "
+            f"{len(test_probabilities)} predictions for {len(sample_submission)} rows of "
             "sample_submission.csv; expected one prediction per test image."
         )
-    labels = np.asarray(predictions)
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(f"predicted labels must lie in 0..9, got {labels.min()}..{labels.max()}.")
+    labels = test_probabilities[PROBABILITY_COLUMNS].to_numpy().argmax(axis=1)
     return pd.DataFrame({"ImageId": sample_submission["ImageId"].to_numpy(), "Label": labels.astype(np.int64)})
 
 
@@ -205,24 +243,28 @@ def plot_confusion_matrix(metrics: dict[str, Any]) -> Figure:
 
 
 @torch.inference_mode()
-def plot_misclassified(model: nn.Module, validation_set: TensorDataset, count: int = 18) -> Figure:
+def plot_misclassified(split_model: nn.Module, validation_set: TensorDataset, count: int = 18) -> Figure:
     """The validation digits the model misclassified with the highest loss."""
     images, labels = validation_set.tensors
-    model.eval()
-    outputs = model(images)
-    predicted = to_labels(model, outputs)
-    losses = loss_function(model, outputs, labels, reduction="none")
+    split_model.eval()
+    outputs = split_model(images)
+    predicted = to_labels(split_model, outputs)
+    losses = loss_function(split_model, outputs, labels, reduction="none")
     wrong = (predicted != labels).nonzero().flatten()
     worst = wrong[losses[wrong].argsort(descending=True)[:count]]
     return plots.misclassified(
-        images[worst].numpy(), labels[worst].numpy(), predicted[worst].numpy(), model.architecture
+        images[worst].numpy(), labels[worst].numpy(), predicted[worst].numpy(), split_model.architecture
     )
 
 
 def summarise_run(
-    metrics: dict[str, Any], history: dict[str, Any], test_score: dict[str, Any], run: dict[str, Any]
+    metrics: dict[str, Any],
+    history: dict[str, Any],
+    submission_training: dict[str, Any],
+    test_score: dict[str, Any],
+    run: dict[str, Any],
 ) -> dict[str, Any]:
-    """One leaderboard row: validation accuracy, test score, size, training time and the run it came from."""
+    """One leaderboard row: validation accuracy, test score, size, training time, which model was submitted."""
     return {
         "architecture": metrics["architecture"],
         "validation_accuracy": round(metrics["accuracy"], 4),
@@ -230,7 +272,10 @@ def summarise_run(
         "test_score": None if test_score["accuracy"] is None else round(test_score["accuracy"], 4),
         "parameters": metrics["parameters"],
         "epochs": len(history["epochs"]),
-        "training_seconds": round(history["training_seconds"], 1),
+        "training_seconds": round(history["training_seconds"] + submission_training["training_seconds"], 1),
+        "submitted": f"refit on all {submission_training['rows']:,} rows"
+        if submission_training["refit_full"]
+        else f"trained on {history['rows']:,} split rows",
         "device": history["device"],
         "run": run["run_id"],
     }

@@ -1,17 +1,19 @@
 """One training template (train → validate → predict → submit), reused per architecture."""
 
+from typing import Any
+
 from kedro.pipeline import Pipeline, node
 
 from .nodes import (
     evaluate_model,
     find_learning_rate,
-    fit_centroid,
     make_submission,
     plot_confusion_matrix,
     plot_lr_finder,
     plot_misclassified,
     plot_training_curves,
     predict_test,
+    refit_on_all_rows,
     score_submission,
     summarise_run,
     train_model,
@@ -29,45 +31,71 @@ SHARED_INPUTS = {
 
 
 def _fitting(architecture: str) -> list:
-    if architecture == "centroid":
-        fit = node(
-            fit_centroid,
-            ["train_set", "validation_set", "normalisation_stats", "params:hyperparameters"],
-            ["model", "training_history"],
-            name="fit_centroids",
-        )
-        return [fit]
     train = node(
         train_model,
         ["train_set", "validation_set", "normalisation_stats", "params:hyperparameters"],
-        ["model", "training_history"],
-        name="train_model",
+        ["split_model", "training_history"],
+        name="fit_centroids" if architecture == "centroid" else "train_model",
     )
-    return [train, node(plot_training_curves, "training_history", "training_curves_plot", name="plot_training_curves")]
+    refit = node(
+        refit_on_all_rows,
+        ["split_model", "train_set", "validation_set", "normalisation_stats", "params:hyperparameters"],
+        ["model", "submission_training"],
+        name="refit_on_all_rows",
+    )
+    if architecture == "centroid":
+        return [train, refit]
+    curves = node(plot_training_curves, "training_history", "training_curves_plot", name="plot_training_curves")
+    return [train, refit, curves]
 
 
 def _validation_and_submission() -> list:
     return [
-        node(evaluate_model, ["model", "validation_set"], "validation_metrics", name="evaluate_model"),
+        node(
+            evaluate_model,
+            ["split_model", "validation_set", "params:hyperparameters"],
+            ["validation_metrics", "validation_probabilities"],
+            name="evaluate_model",
+        ),
         node(plot_confusion_matrix, "validation_metrics", "confusion_matrix_plot", name="plot_confusion_matrix"),
-        node(plot_misclassified, ["model", "validation_set"], "misclassified_digits_plot", name="plot_misclassified"),
+        node(
+            plot_misclassified,
+            ["split_model", "validation_set"],
+            "misclassified_digits_plot",
+            name="plot_misclassified",
+        ),
         # tagged "predict": `--tags data_processing,predict --load-versions conv.model:<version>`
         # remakes a past model's submission without training
-        node(predict_test, ["model", "validated_test"], "test_predictions", name="predict_test", tags="predict"),
+        *submission_nodes(
+            node(
+                predict_test,
+                ["model", "validated_test", "params:hyperparameters"],
+                "test_probabilities",
+                name="predict_test",
+                tags="predict",
+            )
+        ),
+        node(
+            summarise_run,
+            ["validation_metrics", "training_history", "submission_training", "test_score", "run"],
+            "summary",
+            name="summarise_run",
+        ),
+    ]
+
+
+def submission_nodes(predict: Any) -> list:
+    """Probabilities → Kaggle submission → score against solution.csv (shared with the ensemble)."""
+    return [
+        predict,
         node(
             make_submission,
-            ["test_predictions", "raw_sample_submission"],
+            ["test_probabilities", "raw_sample_submission"],
             "submission",
             name="make_submission",
             tags="predict",
         ),
         node(score_submission, ["submission", "raw_solution"], "test_score", name="score_submission", tags="predict"),
-        node(
-            summarise_run,
-            ["validation_metrics", "training_history", "test_score", "run"],
-            "summary",
-            name="summarise_run",
-        ),
     ]
 
 
@@ -85,8 +113,11 @@ def _in_namespace(template: Pipeline, architecture: str, tags: list[str], **kwar
 def create_pipeline(architecture: str) -> Pipeline:
     """The template under the ``architecture`` namespace, fed by the shared tensors."""
     template = Pipeline([*_fitting(architecture), *_validation_and_submission()])
-    # reporting reads each architecture's summary under a name of its own
-    return _in_namespace(template, architecture, ["training"], outputs={"summary": f"{architecture}_summary"})
+    # what other pipelines read (reporting, the ensemble) leaves the namespace under names of its own
+    shared = {"summary", "validation_probabilities", "test_probabilities"}
+    return _in_namespace(
+        template, architecture, ["training"], outputs={name: f"{architecture}_{name}" for name in shared}
+    )
 
 
 def create_lr_finder_pipeline(architecture: str) -> Pipeline:
