@@ -158,13 +158,16 @@ class RunStore:
     def is_pinned(self, run_id: str) -> bool:
         return (self.root / run_id / PINNED).exists()
 
+    def _unfinished(self) -> Iterator[tuple[Path, int | None]]:
+        """Run folders without a record, each with its lock taken (a descriptor), or None while a run holds it."""
+        for run_dir in self._run_dirs():
+            if not (run_dir / RECORD).exists():
+                yield run_dir, _try_lock(run_dir / LOCK)
+
     def live(self) -> list[dict[str, Any]]:
         """Runs in progress (their lock is held): id and the versions they read."""
         found = []
-        for run_dir in self._run_dirs():
-            if (run_dir / RECORD).exists():
-                continue
-            fd = _try_lock(run_dir / LOCK)
+        for run_dir, fd in self._unfinished():
             if fd is None:
                 found.append({"run_id": run_dir.name, **(_read_json(run_dir / "reads.json") or {})})
             else:
@@ -174,10 +177,7 @@ class RunStore:
     def remove_dead(self) -> list[tuple[str, list[Path]]]:
         """Deletes what killed runs left (no record, lock free); returns each run and its folders."""
         removed = []
-        for run_dir in self._run_dirs():
-            if (run_dir / RECORD).exists():
-                continue
-            fd = _try_lock(run_dir / LOCK)
+        for run_dir, fd in self._unfinished():
             if fd is None:
                 continue  # alive, here or on another host
             try:

@@ -111,11 +111,13 @@ class TestValidateRawData:
         ):
             _validate(raw_frames)
 
-    def test_label_out_of_range(self, raw_frames):
-        raw_frames["train"].loc[0, "label"] = 10
-        with pytest.raises(
-            RawDataError, match=r"train\.csv, line 2 \(data row 1\), column 'label': expected label 0\.\.9, got 10"
-        ):
+    @pytest.mark.parametrize(
+        ("frame", "row", "column", "value"), [("train", 0, "label", 10), ("solution", 3, "Label", 12)]
+    )
+    def test_label_out_of_range(self, raw_frames, frame, row, column, value):
+        raw_frames[frame].loc[row, column] = value
+        where = rf"{frame}\.csv, line {row + 2} \(data row {row + 1}\), column '{column}'"
+        with pytest.raises(RawDataError, match=rf"{where}: expected label 0\.\.9, got {value}"):
             _validate(raw_frames)
 
     def test_sample_submission_length_mismatch(self, raw_frames):
@@ -143,13 +145,6 @@ class TestValidateRawData:
     def test_solution_is_checked_up_front(self, raw_frames):
         raw_frames["solution"] = _named(raw_frames["solution"].rename(columns={"ImageId": "Id"}), "/k/solution.csv")
         with pytest.raises(RawDataError, match=r"/k/solution\.csv: expected ImageId,Label .*missing 'ImageId'"):
-            _validate(raw_frames)
-
-    def test_solution_labels(self, raw_frames):
-        raw_frames["solution"].loc[3, "Label"] = 12
-        with pytest.raises(
-            RawDataError, match=r"solution\.csv, line 5 \(data row 4\), column 'Label': expected label 0\.\.9, got 12"
-        ):
             _validate(raw_frames)
 
     def test_every_digit_needs_rows(self, raw_frames):
