@@ -133,6 +133,12 @@ class EnsembleConfig(Block):
 
     members: list[str] = Field(min_length=2)
 
+    @field_validator("members", mode="before")
+    @classmethod
+    def _from_the_command_line(cls, value: Any) -> Any:
+        """``--params ensemble.members=cnn+cnn_seed2`` (Kedro's --params splits at commas)."""
+        return value.split("+") if isinstance(value, str) else value
+
     @field_validator("members")
     @classmethod
     def _known_and_distinct(cls, members: list[str]) -> list[str]:

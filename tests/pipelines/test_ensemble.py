@@ -45,3 +45,7 @@ def test_members_validated_on_other_rows_are_refused():
 def test_members_must_be_known():
     with pytest.raises(ParameterError, match=r"ensemble.members = \['cnn', 'resnet'\]: expected some of"):
         check_parameters({"ensemble": {"members": ["cnn", "resnet"]}})
+
+
+def test_members_can_be_given_on_the_command_line():
+    assert EnsembleConfig.model_validate({"members": "cnn+cnn_seed2"}).members == ["cnn", "cnn_seed2"]
