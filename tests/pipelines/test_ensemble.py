@@ -9,31 +9,31 @@ from digit_recognizer.pipelines.ensemble.nodes import average_members, summarise
 from digit_recognizer.pipelines.training.nodes import PROBABILITY_COLUMNS, probability_table
 
 
-def _member(seed: int, labels: np.ndarray, test_rows: int = 7) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def _member(seed: int, labels: np.ndarray, test_rows: int = 7) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     validation = rng.dirichlet(np.ones(10), size=len(labels))
     test = rng.dirichlet(np.ones(10), size=test_rows)
-    row = {"architecture": "cnn", "validation_accuracy": 0.9, "parameters": 100, "training_seconds": 2.0, "run": "R"}
-    return probability_table(validation, labels), probability_table(test), row
+    return probability_table(validation, labels), probability_table(test)
 
 
 LABELS = np.arange(20) % 10
+ROW = {"architecture": "cnn", "validation_accuracy": 0.9, "parameters": 100, "training_seconds": 2.0, "run": "R"}
 
 
 def test_the_ensemble_is_the_mean_of_the_chosen_members():
     outputs = {name: _member(seed, LABELS) for seed, name in enumerate(("cnn", "cnn_seed1", "cnn_seed2"))}
     flat = [part for member in outputs.values() for part in member]
     config = EnsembleConfig(members=["cnn", "cnn_seed2"])
-    metrics, test, members = average_members(config, *flat)
+    metrics, test = average_members(config, *flat)
     expected = (outputs["cnn"][1].to_numpy() + outputs["cnn_seed2"][1].to_numpy()) / 2
     assert np.allclose(test[PROBABILITY_COLUMNS].to_numpy(), expected, atol=1e-6)
     validation = (
         outputs["cnn"][0][PROBABILITY_COLUMNS].to_numpy() + outputs["cnn_seed2"][0][PROBABILITY_COLUMNS].to_numpy()
     ) / 2
     assert metrics["accuracy"] == pytest.approx((validation.argmax(1) == LABELS).mean())
-    assert metrics["parameters"] == 200 and list(members["member"]) == ["cnn", "cnn_seed2"]
-    row, table = summarise_ensemble(metrics, {"accuracy": 0.5}, members, {"run_id": "R2"})
-    assert row["run"] == "R2" and row["test_score"] == 0.5 and len(table) == 3
+    row, table = summarise_ensemble(metrics, {"accuracy": 0.5}, {"run_id": "R2"}, config, ROW, ROW, ROW)
+    assert row["run"] == "R2" and row["test_score"] == 0.5 and row["parameters"] == 200
+    assert sorted(table["member"]) == ["cnn", "cnn_seed2", "ensemble"]
 
 
 def test_members_validated_on_other_rows_are_refused():
