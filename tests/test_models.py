@@ -36,6 +36,22 @@ def test_conv_matches_the_notebook_layout():
     assert ConvNet.CHANNELS == (1, 4, 16, 32, 64, 10)
 
 
+def test_cnn_is_a_small_vgg_style_net():
+    widths = [16, 32, 64]
+    convs = [(1, 16), (16, 16), (16, 32), (32, 32), (32, 64), (64, 64)]
+    expected = sum(9 * i * o for i, o in convs) + sum(2 * o for _, o in convs) + 64 * 10 + 10  # no conv bias
+    model = build_model("cnn", widths=widths, dropout=0.2)
+    assert count_parameters(model) == expected == 72_666
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in model) == 2  # 28 -> 14 -> 7
+    assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    wide = build_model("cnn", widths=[8, 16, 32, 64])
+    assert wide(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    torch.manual_seed(5)
+    first = build_model("cnn").state_dict()
+    torch.manual_seed(5)
+    assert all(torch.equal(a, b) for a, b in zip(first.values(), build_model("cnn").state_dict().values(), strict=True))
+
+
 def test_nearest_centroid_predicts_the_closest_mean():
     images = torch.zeros(20, 1, 28, 28)
     labels = torch.arange(10).repeat(2)
