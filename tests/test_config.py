@@ -65,3 +65,18 @@ def test_every_problem_is_listed_at_once(shipped):
     with pytest.raises(ParameterError) as error:
         check_parameters(params)
     assert "conv.epochs" in str(error.value) and "mlp.lr" in str(error.value)
+
+
+@pytest.mark.parametrize("env", ["prod", "kaggle"])
+def test_every_environment_gives_valid_parameters(env):
+    from kedro.config import OmegaConfigLoader
+
+    from digit_recognizer.settings import CONFIG_LOADER_ARGS
+
+    params = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), **{**CONFIG_LOADER_ARGS, "default_run_env": env})[
+        "parameters"
+    ]
+    check_parameters(params)
+    if env == "kaggle":
+        assert [params[m]["refit_full"] for m in ("cnn", "cnn_seed1", "cnn_seed2")] == [True] * 3
+        assert params["cnn"]["label_smoothing"] == 0.1  # the rest of the block still comes from base

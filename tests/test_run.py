@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from digit_recognizer.runs import RunStore
+
 from .conftest import FAST, kedro
 
 pytestmark = pytest.mark.slow  # whole `kedro run`s: left out by `pytest -m "not slow"`
@@ -87,3 +89,35 @@ def test_raw_dir_parameter_reads_files_elsewhere_and_bad_input_writes_nothing(pr
     assert result.returncode == 0, result.stderr[-3000:]
     [score] = written(project, "08_reporting/centroid/test_score.json/*/test_score.json")
     assert '"scored": false' in score.read_text()
+
+
+def test_lr_finder_pipeline_draws_each_sweep(project):
+    result = kedro(project, "run", "--pipeline", "lr_finder", "--params", "cnn.lr_finder.num_steps=20")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for architecture in ("linear", "mlp", "conv", "cnn"):
+        [plot] = written(project, f"08_reporting/{architecture}/lr_finder.png/*/lr_finder.png")
+        [sweep] = written(project, f"08_reporting/{architecture}/lr_finder.json/*/lr_finder.json")
+        assert plot.read_bytes()[:4] == b"\x89PNG" and '"suggestion"' in sweep.read_text()
+    assert not written(project, "06_models/**/*")  # a sweep trains no model
+
+
+def test_ensemble_is_re_averaged_from_earlier_members_without_training(project):
+    epochs = "cnn.epochs=1,cnn_seed1.epochs=1,cnn_seed2.epochs=1"
+    first = kedro(project, "run", "--pipeline", "ensemble", "--params", epochs)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = kedro(
+        project, "run", "--pipeline", "ensemble", "--tags", "ensemble", "--params", "ensemble.members=cnn+cnn_seed2"
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    store = RunStore(project / "data" / "runs")
+    latest, trained = store.complete()
+    assert "Training cnn" not in again.stdout + again.stderr
+    assert set(latest["reads"]) == {
+        f"{m}_{what}"
+        for m in ("cnn", "cnn_seed1", "cnn_seed2")
+        for what in ("validation_probabilities", "test_probabilities", "summary")
+    } and set(latest["reads"].values()) == {trained["run_id"]}
+    assert all(name.startswith("ensemble") for name in latest["outputs"])
+    assert latest["metrics"]["ensemble"]["submitted"] == "mean of cnn, cnn_seed2"
+    leaderboard = pd.read_csv(project / latest["outputs"]["ensemble.leaderboard"])
+    assert sorted(leaderboard["member"]) == ["cnn", "cnn_seed2", "ensemble"]
