@@ -54,7 +54,6 @@ class RunHooks:
     def _reset(self) -> None:
         self._project = Path.cwd()
         self._parameters: dict[str, Any] = {}
-        self._catalog: Any = None
         self._run_id = ""
         self._live: LiveRun | None = None
         self._inputs: dict[str, dict[str, Any]] = {}
@@ -75,10 +74,6 @@ class RunHooks:
         self._project = Path(context.project_path)
         self._parameters = _plain(context.config_loader["parameters"])
         check_parameters(self._parameters)
-
-    @hook_impl
-    def after_catalog_created(self, catalog: Any, save_version: str) -> None:
-        self._catalog, self._run_id = catalog, save_version
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
