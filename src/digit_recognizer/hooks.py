@@ -9,6 +9,7 @@ import platform
 import resource
 import socket
 import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -149,7 +150,7 @@ class RunHooks:
         seconds = time.perf_counter() - self._node_started.pop(node.name, time.perf_counter())
         self._nodes.append({"node": node.name, "seconds": round(seconds, 4), "peak_rss_mb": round(_peak_rss_mb(), 1)})
 
-    @hook_impl
+    @hook_impl(tryfirst=True)  # before kedro-mlflow closes its MLflow run
     def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any) -> None:
         if self._live is None:
             return
@@ -161,6 +162,14 @@ class RunHooks:
             raise
         self._live = None
         self._announce(record, path)
+        if "mlflow" in sys.modules:  # kedro-mlflow is installed and has imported it
+            from digit_recognizer import tracking
+
+            mlflow_run = tracking.log_run(record, path, self._project)
+            if mlflow_run:
+                logger.info(
+                    "  mlflow: logged as run %s (mlflow ui --backend-store-uri sqlite:///mlflow.db)", mlflow_run
+                )
 
     @hook_impl
     def on_pipeline_error(self, error: Exception) -> None:
@@ -270,8 +279,6 @@ def _git_commit(project: Path) -> str | None:
 
 
 def _torch_version() -> str | None:
-    import sys
-
     torch = sys.modules.get("torch")
     return getattr(torch, "__version__", None)
 
