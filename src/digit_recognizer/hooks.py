@@ -5,18 +5,20 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
+import os
 import platform
 import resource
 import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+from kedro.framework.project import pipelines
 from kedro.io.core import DatasetError
+from kedro.pipeline import Pipeline
 
 from digit_recognizer import __version__
 from digit_recognizer.config import check_parameters
@@ -28,7 +30,16 @@ from digit_recognizer.kedro_compat import (
     redirect_save,
     versioned_file,
 )
-from digit_recognizer.runs import LiveRun, RunStore, atomic_write
+from digit_recognizer.runs import (
+    JOIN_VARIABLE,
+    LiveRun,
+    RunPart,
+    RunStateError,
+    RunStore,
+    atomic_write,
+    iso_time,
+    part_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,12 +90,15 @@ class RunHooks:
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         self._started = time.time()
-        self._run_id = run_params["run_id"]
+        joined = os.environ.get(JOIN_VARIABLE)
+        self._run_id = joined or run_params["run_id"]
         store = self.store
         for run_id, removed in store.remove_dead():
             logger.warning("Removed what the interrupted run %s left: %d folders", run_id, len(removed))
+        # a part of an open run reads what earlier parts of that run wrote, never another run's
+        earlier = self._earlier_parts(store, joined, run_params) if joined else {}
         produced = pipeline.all_outputs()
-        missing = []
+        missing, not_yet = [], []
         for name in sorted(pipeline.datasets()):
             dataset = local_versioned(catalog, name)
             if dataset is None:
@@ -92,6 +106,11 @@ class RunHooks:
             if name in produced:
                 pin(dataset, self._run_id, self._run_id)
                 self._guard(name, dataset)
+            elif name in earlier:
+                if earlier[name] is None:
+                    not_yet.append(name)
+                pin(dataset, self._run_id, self._run_id)
+                self._reads[name] = self._run_id  # the run's own; left out of the closed run's record
             elif pinned_load(dataset):
                 self._reads[name] = pinned_load(dataset)
             else:
@@ -101,6 +120,11 @@ class RunHooks:
                     continue
                 pin(dataset, record["run_id"], self._run_id)
                 self._reads[name] = record["run_id"]
+        if not_yet:
+            raise DatasetError(
+                f"Run {joined} has not written {', '.join(not_yet)} yet: the task that makes it must finish "
+                "before this one starts (a part never reads another run's version)."
+            )
         if missing:
             raise DatasetError(
                 f"No complete run has written {', '.join(missing)} yet (runs are listed in {store.root}); "
@@ -108,8 +132,24 @@ class RunHooks:
             )
         if "run" in pipeline.inputs():
             catalog.get("run").save({"run_id": self._run_id})  # the catalog's in-memory "run" entry
-        self._live = LiveRun(store, self._run_id)
+        if joined:
+            self._live = RunPart(store, joined, part_name(node.name for node in pipeline.nodes))
+        else:
+            self._live = LiveRun(store, self._run_id)
         self._live.start(self._reads)
+
+    @staticmethod
+    def _earlier_parts(store: RunStore, run_id: str, run_params: dict[str, Any]) -> dict[str, str | None]:
+        """Datasets the open run makes: the run's id where an earlier part wrote it, else None."""
+        info = store.open_info(run_id)
+        names = run_params.get("pipeline_names") or ["__default__"]
+        if names != info.get("pipelines"):
+            raise RunStateError(f"run {run_id} runs the pipelines {info.get('pipelines')}, not {names}")
+        whole = sum((pipelines[name] for name in names), start=Pipeline([]))
+        makes: dict[str, str | None] = dict.fromkeys(whole.only_nodes(*info["nodes"]).all_outputs())
+        for record in store.parts(run_id).values():
+            makes.update(dict.fromkeys(record.get("outputs", {}), run_id))
+        return makes
 
     def _guard(self, name: str, dataset: Any) -> None:
         """Every save of ``dataset`` goes to a temporary name first, noted in the run's journal."""
@@ -160,7 +200,16 @@ class RunHooks:
         except BaseException:
             self._live.abort()
             raise
-        self._live = None
+        part, self._live = self._live, None
+        if isinstance(part, RunPart):
+            logger.info(
+                "Part %s of run %s done in %.1f s (%s); the run is complete once it is closed.",
+                part.part,
+                self._run_id,
+                record["seconds"],
+                self._relative(path),
+            )
+            return
         self._announce(record, path)
         if "mlflow" in sys.modules:  # kedro-mlflow is installed and has imported it
             from digit_recognizer import tracking
@@ -176,7 +225,16 @@ class RunHooks:
         if self._live is None:
             return
         removed = self._live.abort()
-        self._live = None
+        part, self._live = self._live, None
+        if isinstance(part, RunPart):
+            logger.error(
+                "Part %s of run %s failed; deleted the %d version folders it had written. The run stays "
+                "open (never 'latest'): retry the task, or abort the run.",
+                part.part,
+                self._run_id,
+                len(removed),
+            )
+            return
         logger.error(
             "Run %s failed; deleted the %d version folders it had written, so earlier results stay the latest.",
             self._run_id,
@@ -194,8 +252,8 @@ class RunHooks:
         return {
             "run_id": self._run_id,
             "status": "complete",
-            "started": _iso(self._started),
-            "finished": _iso(finished),
+            "started": iso_time(self._started),
+            "finished": iso_time(finished),
             "seconds": round(finished - self._started, 3),
             "pipelines": run_params.get("pipeline_names") or ["__default__"],
             "tags": run_params.get("tags"),
@@ -281,10 +339,6 @@ def _git_commit(project: Path) -> str | None:
 def _torch_version() -> str | None:
     torch = sys.modules.get("torch")
     return getattr(torch, "__version__", None)
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _peak_rss_mb() -> float:

@@ -9,15 +9,29 @@ timestamp such as ``2026-11-27T02.30.04.512Z``), and the run keeps its own folde
         run.json    the run record, written last: a run is complete once it is there
         pinned      (optional) retention never deletes this run
 
+A run can also be made of several processes, one per task of a scheduler such as Airflow (one
+DAG run is one run): the scheduler opens it (:meth:`RunStore.open_run`), each task joins it as
+a part (:class:`RunPart`, with ``DIGIT_RECOGNIZER_RUN_ID`` set) and the last step closes it
+(:meth:`RunStore.close_run`), which writes one record for the whole run::
+
+    data/runs/<run id>/
+        open.json           who opened it, the nodes it must run; no record yet, so never "latest"
+        parts/<part>.lock   held by each task while it runs
+        parts/<part>.journal, parts/<part>.json   what each task wrote, and its record
+
 A run that raises deletes what it wrote. A run that was killed leaves its folder without a
 record and with its lock free; the next run (or retention) deletes what its journal lists. A
 live run, on this host or another that shares the folder, holds its lock and is never touched.
-"Latest" means the newest complete run that wrote the dataset.
+"Latest" means the newest complete run that wrote the dataset. An open run is not removed by
+the next run nor by retention: it is closed, or aborted with ``python -m digit_recognizer.runs
+abort RUN_ID``.
 
     python -m digit_recognizer.runs list                # complete runs, newest first
     python -m digit_recognizer.runs latest              # the latest complete run's record
     python -m digit_recognizer.runs latest --submission conv   # path of its conv submission
     python -m digit_recognizer.runs pin RUN_ID          # keep it whatever retention says
+    python -m digit_recognizer.runs close RUN_ID        # commit an open (scheduled) run
+    python -m digit_recognizer.runs abort RUN_ID        # delete an open run and all it wrote
 """
 
 from __future__ import annotations
@@ -26,16 +40,28 @@ import argparse
 import errno
 import fcntl
 import json
+import logging
 import os
 import shutil
+import socket
 import sys
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+logger = logging.getLogger(__name__)
+
 RECORD, LOCK, JOURNAL, PINNED = "run.json", "lock", "journal", "pinned"
+OPEN, PARTS = "open.json", "parts"
 DEFAULT_ROOT = Path("data") / "runs"
+JOIN_VARIABLE = "DIGIT_RECOGNIZER_RUN_ID"  # set: this process is a part of that open run
+
+
+class RunStateError(RuntimeError):
+    """A run is not in the state an operation needs (not open, still running, incomplete)."""
 
 
 class WriteError(OSError):
@@ -159,20 +185,128 @@ class RunStore:
         return (self.root / run_id / PINNED).exists()
 
     def _unfinished(self) -> Iterator[tuple[Path, int | None]]:
-        """Run folders without a record, each with its lock taken (a descriptor), or None while a run holds it."""
+        """Run folders without a record, each with its lock taken (a descriptor), or None while a run holds it.
+
+        Open runs (made of parts) are not among them: no process holds them between tasks.
+        """
         for run_dir in self._run_dirs():
-            if not (run_dir / RECORD).exists():
+            if not (run_dir / RECORD).exists() and not (run_dir / OPEN).exists():
                 yield run_dir, _try_lock(run_dir / LOCK)
 
     def live(self) -> list[dict[str, Any]]:
-        """Runs in progress (their lock is held): id and the versions they read."""
+        """Runs in progress (their lock is held) and open runs: id and the versions they read."""
         found = []
         for run_dir, fd in self._unfinished():
             if fd is None:
                 found.append({"run_id": run_dir.name, **(_read_json(run_dir / "reads.json") or {})})
             else:
                 os.close(fd)
+        for info in self.open_runs():
+            reads: dict[str, str] = {}
+            for part in (self.root / info["run_id"] / PARTS).glob("*.json"):
+                reads.update((_read_json(part) or {}).get("reads", {}))
+            found.append({"run_id": info["run_id"], "reads": reads, "open": True})
         return found
+
+    # Runs made of parts (one per scheduler task) ------------------------------------------
+
+    def open_run(self, run_id: str, info: dict[str, Any]) -> Path:
+        """Opens a run that parts will join; ``info`` must name the ``nodes`` the run is to run."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f".{run_id}.{os.getpid()}"
+        staging.mkdir()
+        (staging / PARTS).mkdir()
+        info = {"run_id": run_id, "opened_at": time.time(), "host": socket.gethostname(), **info}
+        (staging / OPEN).write_text(json.dumps(info, indent=2, default=str) + "\n")
+        try:
+            staging.rename(self.root / run_id)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise RunStateError(f"another run already has the id {run_id} ({self.root / run_id} exists)") from exc
+        return self.root / run_id
+
+    def open_info(self, run_id: str) -> dict[str, Any]:
+        """What :meth:`open_run` was told; raises :class:`RunStateError` unless the run is open."""
+        run_dir = self.root / run_id
+        if (run_dir / RECORD).exists():
+            raise RunStateError(f"run {run_id} is already complete ({run_dir / RECORD})")
+        info = _read_json(run_dir / OPEN)
+        if info is None:
+            raise RunStateError(
+                f"run {run_id} is not open (no {run_dir / OPEN}): it was never opened, or it was aborted "
+                "after a failed task; start a new run (in Airflow: clear the whole DAG run)"
+            )
+        return info
+
+    def open_runs(self) -> list[dict[str, Any]]:
+        """The open runs' infos, newest first."""
+        found = []
+        for run_dir in self._run_dirs():
+            info = None if (run_dir / RECORD).exists() else _read_json(run_dir / OPEN)
+            if info is not None:
+                found.append(info)
+        return found
+
+    def parts(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """The records of an open run's finished parts, by part name."""
+        folder = self.root / run_id / PARTS
+        records = {path.stem: _read_json(path) for path in sorted(folder.glob("*.json"))}
+        return {name: record for name, record in records.items() if record is not None}
+
+    def _running_parts(self, run_id: str) -> list[str]:
+        running = []
+        for lock in sorted((self.root / run_id / PARTS).glob("*.lock")):
+            fd = _try_lock(lock)
+            if fd is None:
+                running.append(lock.stem)
+            else:
+                os.close(fd)
+        return running
+
+    def close_run(self, run_id: str) -> tuple[dict[str, Any], Path]:
+        """Commits an open run: one record from its parts' records, once every node has run.
+
+        Raises :class:`RunStateError` (and leaves the run open) while a part runs, when a node
+        has not run, or when parts ran with different parameters.
+        """
+        info = self.open_info(run_id)
+        running = self._running_parts(run_id)
+        if running:
+            raise RunStateError(f"run {run_id} still has parts running: {', '.join(running)}")
+        parts = self.parts(run_id)
+        done = {node for record in parts.values() for node in record.get("nodes", [])}
+        missing = sorted(set(info.get("nodes", [])) - done)
+        if missing or not parts:
+            raise RunStateError(f"run {run_id} is incomplete: no task has run {', '.join(missing) or 'any node'}")
+        parameters = {json.dumps(record.get("parameters"), sort_keys=True) for record in parts.values()}
+        if len(parameters) > 1:
+            raise RunStateError(f"the parts of run {run_id} ran with different parameters; abort it and run again")
+        record = merge_parts(info, parts)
+        run_dir = self.root / run_id
+        journal = sorted(
+            {str(path) for part in (run_dir / PARTS).glob("*.journal") for path in _journal(part.parent, part.stem)}
+        )
+        with atomic_write(run_dir / JOURNAL, "the run's journal") as temporary:
+            temporary.write_text("".join(f"{line}\n" for line in journal))
+        with atomic_write(run_dir / RECORD, "the run record") as temporary:
+            temporary.write_text(json.dumps(record, indent=2, default=str) + "\n")
+        (run_dir / OPEN).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / PARTS, ignore_errors=True)
+        return record, run_dir / RECORD
+
+    def abort_run(self, run_id: str) -> list[Path]:
+        """Deletes an open run and everything its parts wrote; refuses while a part runs."""
+        self.open_info(run_id)
+        running = self._running_parts(run_id)
+        if running:
+            raise RunStateError(f"run {run_id} still has parts running: {', '.join(running)}")
+        run_dir = self.root / run_id
+        (run_dir / OPEN).replace(run_dir / ".aborting")  # no part can join from now on
+        removed = []
+        for journal in (run_dir / PARTS).glob("*.journal"):
+            removed += _delete_journal(run_dir / PARTS, journal.stem)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return removed
 
     def remove_dead(self) -> list[tuple[str, list[Path]]]:
         """Deletes what killed runs left (no record, lock free); returns each run and its folders."""
@@ -206,16 +340,17 @@ class RunStore:
         marker.touch() if pinned else marker.unlink(missing_ok=True)
 
 
-def _journal(run_dir: Path) -> list[Path]:
+def _journal(folder: Path, name: str = "") -> list[Path]:
+    path = folder / (f"{name}.journal" if name else JOURNAL)
     try:
-        return [Path(line) for line in (run_dir / JOURNAL).read_text().splitlines() if line]
+        return [Path(line) for line in path.read_text().splitlines() if line]
     except OSError:
         return []
 
 
-def _delete_journal(run_dir: Path) -> list[Path]:
+def _delete_journal(folder: Path, name: str = "") -> list[Path]:
     removed = []
-    for path in _journal(run_dir):
+    for path in _journal(folder, name):
         if path.exists():
             _remove(path)
             removed.append(path)
@@ -234,6 +369,7 @@ class LiveRun:
     def __init__(self, store: RunStore, run_id: str) -> None:
         self.store, self.run_id = store, run_id
         self.dir = store.root / run_id
+        self.lock_path, self.journal_path, self.record_path = self.dir / LOCK, self.dir / JOURNAL, self.dir / RECORD
         self._fd: int | None = None
         self._written: set[Path] = set()
 
@@ -258,20 +394,19 @@ class LiveRun:
         if version_dir in self._written:
             return
         self._written.add(version_dir)
-        with open(self.dir / JOURNAL, "a") as handle:
+        with open(self.journal_path, "a") as handle:
             handle.write(f"{version_dir}\n")
             handle.flush()
             os.fsync(handle.fileno())
 
     def commit(self, record: dict[str, Any]) -> Path:
         """Writes the run record, the run's last write; the run is complete from then on."""
-        path = self.dir / RECORD
-        with atomic_write(path, "the run record") as temporary:
+        with atomic_write(self.record_path, "the run record") as temporary:
             temporary.write_text(json.dumps(record, indent=2, default=str) + "\n")
         (self.dir / "reads.json").unlink(missing_ok=True)
         self._release()
-        (self.dir / LOCK).unlink(missing_ok=True)
-        return path
+        self.lock_path.unlink(missing_ok=True)
+        return self.record_path
 
     def abort(self) -> list[Path]:
         """Deletes everything the run wrote, then its folder."""
@@ -286,6 +421,95 @@ class LiveRun:
             self._fd = None
 
 
+class RunPart(LiveRun):
+    """This process's share of an open run (one scheduler task): its own lock, journal and record.
+
+    Starting again after an earlier attempt of the same part (a retried or killed task) first
+    deletes what that attempt wrote. Aborting deletes only what this part wrote; the run stays
+    open for a retry, and whoever closes it finds out whether every node ran.
+    """
+
+    def __init__(self, store: RunStore, run_id: str, part: str) -> None:
+        super().__init__(store, run_id)
+        self.part = part
+        folder = self.dir / PARTS
+        self.lock_path = folder / f"{part}.lock"
+        self.journal_path = folder / f"{part}.journal"
+        self.record_path = folder / f"{part}.json"
+
+    def start(self, reads: dict[str, str]) -> None:
+        self.store.open_info(self.run_id)
+        fd = _try_lock(self.lock_path)
+        if fd is None:
+            raise RunStateError(f"part {self.part} of run {self.run_id} is already running ({self.lock_path})")
+        self._fd = fd
+        self.record_path.unlink(missing_ok=True)
+        for path in _delete_journal(self.journal_path.parent, self.part):
+            logger.warning("Removed %s, written by an earlier attempt of part %s", path, self.part)
+        self.journal_path.unlink(missing_ok=True)
+
+    def abort(self) -> list[Path]:
+        removed = _delete_journal(self.journal_path.parent, self.part)
+        self.journal_path.unlink(missing_ok=True)
+        self._release()
+        return removed
+
+
+def part_name(nodes: Iterable[str]) -> str:
+    """A part's name: its first node's (a run's parts run disjoint sets of nodes)."""
+    return min(nodes)
+
+
+def merge_parts(info: dict[str, Any], parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One run record from the records of an open run's parts (see :meth:`RunStore.close_run`)."""
+    ordered = sorted(parts.values(), key=lambda record: record["started"])
+    first, run_id = ordered[0], info["run_id"]
+    finished = time.time()
+    started = info["opened_at"]
+
+    def union(key: str) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for record in ordered:
+            merged.update(record.get(key) or {})
+        return merged
+
+    return {
+        **first,
+        "run_id": run_id,
+        "status": "complete",
+        "started": iso_time(started),
+        "finished": iso_time(finished),
+        "seconds": round(finished - started, 3),
+        "pipelines": info.get("pipelines", first.get("pipelines")),
+        "nodes": sorted({node for record in ordered for node in record.get("nodes", [])}),
+        "host": info.get("host"),
+        "inputs": union("inputs"),
+        "reads": {name: version for name, version in union("reads").items() if version != run_id},
+        "outputs": dict(sorted(union("outputs").items())),
+        "metrics": union("metrics"),
+        "timings": {
+            "peak_rss_mb": max(record["timings"]["peak_rss_mb"] for record in ordered),
+            "nodes": [node for record in ordered for node in record["timings"]["nodes"]],
+        },
+        "raw_dir": next((record["raw_dir"] for record in ordered if record.get("raw_dir")), None),
+        "scheduler": info.get("scheduler"),
+        "parts": [
+            {
+                "part": name,
+                "host": record.get("host"),
+                "started": record["started"],
+                "finished": record["finished"],
+                "nodes": record["nodes"],
+            }
+            for name, record in sorted(parts.items(), key=lambda item: item[1]["started"])
+        ],
+    }
+
+
+def iso_time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
 def _print_record(record: dict[str, Any], out: Callable[[str], None]) -> None:
     out(json.dumps(record, indent=2))
 
@@ -297,8 +521,14 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("list", help="complete runs, newest first")
     latest = commands.add_parser("latest", help="the latest complete run's record")
     latest.add_argument("--submission", metavar="ARCH", help="print only the path of this architecture's submission")
-    for name in ("show", "pin", "unpin"):
-        commands.add_parser(name).add_argument("run_id")
+    for name, text in (
+        ("show", "a complete run's record"),
+        ("pin", "keep a complete run whatever retention says"),
+        ("unpin", "let retention delete it again"),
+        ("close", "commit an open run (made of scheduler tasks) once every node has run"),
+        ("abort", "delete an open run and everything it wrote"),
+    ):
+        commands.add_parser(name, help=text).add_argument("run_id")
     args = parser.parse_args(argv)
     store = RunStore(args.runs_dir)
 
@@ -310,6 +540,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             pinned = " (pinned)" if store.is_pinned(record["run_id"]) else ""
             print(f"{record['run_id']}  {','.join(record.get('pipelines', []))}  {scores}{pinned}")
+        for info in store.open_runs():
+            parts = len(store.parts(info["run_id"]))
+            print(f"{info['run_id']}  {','.join(info.get('pipelines', []))}  open, {parts} parts done")
         return 0
     if args.command == "latest":
         record = store.latest(f"{args.submission}.submission" if args.submission else None)
@@ -328,6 +561,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no complete run {args.run_id!r} under {store.root}", file=sys.stderr)
             return 1
         _print_record(record, print)
+        return 0
+    if args.command in ("close", "abort"):
+        try:
+            if args.command == "close":
+                _, path = store.close_run(args.run_id)
+                print(f"closed run {args.run_id}: {path}")
+            else:
+                removed = store.abort_run(args.run_id)
+                print(f"aborted run {args.run_id}: deleted {len(removed)} version folders")
+        except RunStateError as exc:
+            print(exc, file=sys.stderr)
+            return 1
         return 0
     try:
         store.set_pinned(args.run_id, args.command == "pin")

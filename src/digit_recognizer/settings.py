@@ -6,6 +6,7 @@ import warnings
 
 from digit_recognizer.console import plain_logs_when_piped
 from digit_recognizer.hooks import FastShutdownHooks, RunHooks
+from digit_recognizer.runs import JOIN_VARIABLE
 
 # Kedro 1.7 still calls OmegaConf's deprecated register_new_resolver(); the warning is not ours
 # to fix and would otherwise open every run (and every test that builds a session).
@@ -27,10 +28,17 @@ def _environment() -> str | None:
     return os.environ.get("KEDRO_ENV")
 
 
-# Scheduled runs (--env prod or KEDRO_ENV=prod) skip kedro-viz's hooks, which only feed its
-# run-status panel.
-if _environment() == "prod":
-    DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
+# Scheduled runs (--env prod or --env airflow, or KEDRO_ENV) skip kedro-viz's hooks, which only
+# feed its run-status panel. A task that is one part of a scheduled run (DIGIT_RECOGNIZER_RUN_ID,
+# see scheduled.py) also skips kedro-mlflow's: the whole run is logged to MLflow once, when it is
+# closed, not once per task.
+_disabled = []
+if _environment() in ("prod", "airflow"):
+    _disabled.append("kedro-viz")
+if os.environ.get(JOIN_VARIABLE):
+    _disabled.append("kedro-mlflow")
+if _disabled:
+    DISABLE_HOOKS_FOR_PLUGINS = tuple(_disabled)
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
