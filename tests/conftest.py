@@ -41,7 +41,7 @@ FAST = "linear.epochs=1,mlp.epochs=1,conv.epochs=2,cnn.epochs=1"
 def copy_project(root: Path) -> Path:
     """A fresh copy of the project at ``root``, with only the raw sample under data/."""
     root.mkdir(parents=True)
-    for name in ("pyproject.toml", ".telemetry", "conf", "src", "notebooks"):
+    for name in ("pyproject.toml", ".telemetry", "conf", "src", "notebooks", "templates"):
         source = PROJECT_ROOT / name
         if source.is_dir():
             shutil.copytree(

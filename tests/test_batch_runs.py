@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import importlib.util
 import json
@@ -18,12 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
-from kedro.io import MemoryDataset
 
 from digit_recognizer.datasets import TorchModelDataset
-from digit_recognizer.pipeline_registry import register_pipelines
 from digit_recognizer.runs import RunStore
 
 from .conftest import RAW_DIR, kedro
@@ -127,31 +122,6 @@ def test_packaged_project_runs_with_data_outside_it(project, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     [submission] = (workdir / "data" / "07_model_output" / "conv" / "submission.csv").glob("*/submission.csv")
     assert len(pd.read_csv(submission)) == 1000
-
-
-def test_airflow_dag_names_every_node_and_persists_what_crosses_tasks(project, tmp_path):
-    result = kedro(project, "airflow", "create", "--pipelines", "conv", "--group-by", "memory", "-t", str(tmp_path))
-    assert result.returncode == 0, result.stderr[-3000:]
-    [dag_file] = tmp_path.glob("*.py")
-    tree = ast.parse(dag_file.read_text())
-    compile(tree, str(dag_file), "exec")
-    groups = [
-        [ast.literal_eval(element) for element in call.keywords[0].value.elts]
-        for call in ast.walk(tree)
-        if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "_run_kedro_node" and call.keywords
-    ]
-    pipeline = register_pipelines()["conv"]
-    assert sorted(n for group in groups for n in group) == sorted(node.name for node in pipeline.nodes)
-    group_of = {name: i for i, group in enumerate(groups) for name in group}
-    bootstrap_project(project)
-    with KedroSession.create(project_path=project) as session:
-        catalog = session.load_context().catalog
-    for node in pipeline.nodes:
-        for dataset in node.inputs:
-            producers = [n for n in pipeline.nodes if dataset in n.outputs]
-            if producers and group_of[producers[0].name] != group_of[node.name]:
-                # crosses Airflow tasks: must be a persisted catalog entry, never in memory
-                assert not isinstance(catalog.get(dataset), MemoryDataset), dataset
 
 
 def test_bad_input_and_a_failing_training_leave_earlier_versions_intact(project, tmp_path):

@@ -222,7 +222,7 @@ class RunStore:
             staging.rename(self.root / run_id)
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            raise RunStateError(f"another run already has the id {run_id} ({self.root / run_id} exists)") from exc
+            raise FileExistsError(f"another run already has the id {run_id} ({self.root / run_id} exists)") from exc
         return self.root / run_id
 
     def open_info(self, run_id: str) -> dict[str, Any]:
@@ -277,7 +277,8 @@ class RunStore:
         done = {node for record in parts.values() for node in record.get("nodes", [])}
         missing = sorted(set(info.get("nodes", [])) - done)
         if missing or not parts:
-            raise RunStateError(f"run {run_id} is incomplete: no task has run {', '.join(missing) or 'any node'}")
+            named = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise RunStateError(f"run {run_id} is incomplete: no task has run {named or 'any node'}")
         parameters = {json.dumps(record.get("parameters"), sort_keys=True) for record in parts.values()}
         if len(parameters) > 1:
             raise RunStateError(f"the parts of run {run_id} ran with different parameters; abort it and run again")

@@ -12,7 +12,7 @@ A scheduler that runs the pipeline as several tasks, each its own process, calls
   a task failed, everything the run wrote is deleted and the close fails too.
 
 An open run is never "latest": until it is closed, other runs keep reading the previous
-complete one. The DAG template ``airflow/dag_template.j2`` calls these three; any other
+complete one. The DAG template ``templates/airflow_dag.j2`` calls these three; any other
 scheduler can call them the same way. Nothing here imports Airflow.
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,7 +77,6 @@ def open_run(
     from kedro.io.core import generate_timestamp
 
     store = RunStore(project_path(project) / "data" / "runs")
-    run_id = generate_timestamp()
     info = {
         "pipelines": [pipeline],
         "nodes": sorted(nodes),
@@ -84,7 +84,13 @@ def open_run(
         "runtime_params": kedro_params(params),
         "scheduler": dict(scheduler or {}),
     }
-    store.open_run(run_id, info)
+    while True:
+        run_id = generate_timestamp()  # a Kedro version, to the millisecond
+        try:
+            store.open_run(run_id, info)
+            break
+        except FileExistsError:  # another run opened in the same millisecond
+            time.sleep(0.001)
     logger.info("Opened run %s for %d nodes of pipeline %s", run_id, len(nodes), pipeline)
     return run_id
 
@@ -137,16 +143,19 @@ def run_task(
     session runs in the project folder whatever the scheduler's working directory, and the
     environment tells the project's settings which plugins' hooks to leave out.
     """
-    from kedro.framework.project import configure_logging
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
-
     folder = project_path(project)
-    variables = {JOIN_VARIABLE: run_id, PROJECT_VARIABLE: str(folder)}
+    logging_config = logging_config_path(folder, env)
+    # set before Kedro's first import, which applies its logging config (conf/logging.yml under
+    # the *working directory*, or Kedro's own Rich console, which would replace the scheduler's)
+    variables = {JOIN_VARIABLE: run_id, PROJECT_VARIABLE: str(folder), "KEDRO_LOGGING_CONFIG": str(logging_config)}
     if env:
         variables["KEDRO_ENV"] = env
     with _environment(variables), _working_directory(folder):
-        configure_logging(yaml.safe_load(logging_config_path(folder, env).read_text()))
+        from kedro.framework.project import configure_logging
+        from kedro.framework.session import KedroSession
+        from kedro.framework.startup import bootstrap_project
+
+        configure_logging(yaml.safe_load(logging_config.read_text()))  # again, where Kedro was imported before
         bootstrap_project(folder)
         with KedroSession.create(project_path=folder, env=env, runtime_params=kedro_params(params)) as session:
             session.run(pipeline_names=[pipeline], node_names=list(nodes))

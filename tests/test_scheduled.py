@@ -1,0 +1,226 @@
+"""One run made of scheduler tasks (an Airflow DAG run), without Airflow: open, parts, close."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from kedro.io import MemoryDataset
+from kedro.io.core import DatasetError
+
+from digit_recognizer.pipeline_registry import register_pipelines
+from digit_recognizer.retention import prune
+from digit_recognizer.runs import JOIN_VARIABLE, RunStateError, RunStore, main
+from digit_recognizer.scheduled import close_run, kedro_params, open_run, project_path, run_task
+
+from .conftest import PROJECT_ROOT, kedro
+
+TEMPLATE = PROJECT_ROOT / "templates" / "airflow_dag.j2"
+FAST = {"conv.epochs": 1}
+
+
+def dag_tasks(dag_file: Path) -> dict[str, list[str]]:
+    """The generated DAG's Kedro tasks: task id → the nodes its run_task call runs."""
+    tasks = {}
+    for function in ast.walk(ast.parse(dag_file.read_text())):
+        if not isinstance(function, ast.FunctionDef):
+            continue
+        task_ids = [k.value.value for d in function.decorator_list for k in d.keywords if k.arg == "task_id"]
+        calls = [c for c in ast.walk(function) if isinstance(c, ast.Call) and getattr(c.func, "id", "") == "run_task"]
+        if task_ids and calls:
+            tasks[task_ids[0]] = ast.literal_eval(calls[0].args[2])
+    return tasks
+
+
+@pytest.fixture(scope="module")
+def conv_dag(tmp_path_factory) -> Path:
+    """The conv DAG, made with the project's template."""
+    target = tmp_path_factory.mktemp("dags")
+    result = kedro(
+        PROJECT_ROOT,
+        *("airflow", "create", "--pipelines", "conv", "--env", "airflow", "--group-by", "memory"),
+        *("-j", str(TEMPLATE), "-t", str(target)),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    [dag_file] = target.glob("*.py")
+    return dag_file
+
+
+@pytest.fixture
+def elsewhere(tmp_path, monkeypatch) -> Path:
+    """A working directory outside the project, as on a scheduler's worker."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def in_order(conv_dag: Path) -> list[list[str]]:
+    """The DAG's tasks in an order its dependencies allow (the pipeline's node order)."""
+    order = [node.name for node in register_pipelines()["conv"].nodes]
+    return sorted(dag_tasks(conv_dag).values(), key=lambda nodes: min(order.index(n) for n in nodes))
+
+
+def test_the_template_names_the_dag_after_its_pipeline_and_env_and_runs_every_node_once(conv_dag):
+    text = conv_dag.read_text()
+    tree = ast.parse(text)
+    compile(tree, str(conv_dag), "exec")
+    assert 'dag_id="digit-recognizer-conv-airflow"' in text
+    assert "max_active_runs=1" in text
+    assert "Path.cwd()" not in text  # the project folder comes from DIGIT_RECOGNIZER_PROJECT
+    tasks = dag_tasks(conv_dag)
+    pipeline = register_pipelines()["conv"]
+    everything = sorted(node for nodes in tasks.values() for node in nodes)
+    assert everything == sorted(node.name for node in pipeline.nodes)  # every node, each once
+    [nodes_list] = [n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "NODES"]
+    assert sorted(ast.literal_eval(nodes_list)) == everything  # what open-run says the run must run
+    assert {"open-run", "close-run"} <= {
+        k.value.value for c in ast.walk(tree) if isinstance(c, ast.Call) for k in c.keywords if k.arg == "task_id"
+    }
+
+
+def test_what_crosses_tasks_is_persisted(conv_dag, project):
+    tasks = list(dag_tasks(conv_dag).values())
+    task_of = {node: i for i, nodes in enumerate(tasks) for node in nodes}
+    pipeline = register_pipelines()["conv"]
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project) as session:
+        catalog = session.load_context().catalog
+    for node in pipeline.nodes:
+        for dataset in node.inputs:
+            producers = [n for n in pipeline.nodes if dataset in n.outputs]
+            if producers and task_of[producers[0].name] != task_of[node.name]:
+                assert not isinstance(catalog.get(dataset), MemoryDataset), dataset
+
+
+@pytest.mark.slow
+def test_a_dag_run_is_one_run_with_one_record(conv_dag, project, elsewhere):
+    before = RunStore(project / "data" / "runs").latest()
+    tasks = in_order(conv_dag)
+    nodes = [n for task in tasks for n in task]
+    run_id = open_run("conv", nodes, "airflow", FAST, {"name": "airflow", "dag_run_id": "manual__1"}, project=project)
+    store = RunStore(project / "data" / "runs")
+    for task in tasks:
+        assert store.latest() == before  # an open run is never "latest"
+        run_task(run_id, "conv", task, "airflow", FAST, project=project)
+    assert Path.cwd() == elsewhere and JOIN_VARIABLE not in os.environ  # put back after each task
+    path = close_run(run_id, project=project)
+
+    record = json.loads(path.read_text())
+    assert store.latest()["run_id"] == run_id and store.complete() == [record]
+    assert record["nodes"] == sorted(nodes)
+    assert record["scheduler"] == {"name": "airflow", "dag_run_id": "manual__1"}
+    assert record["parameters"]["conv"]["epochs"] == 1 and record["env"] == "airflow"
+    assert record["reads"] == {}  # everything it read, it wrote itself
+    assert len(record["parts"]) == len(tasks)
+    assert all(f"/{run_id}/" in output for output in record["outputs"].values())
+    submission = pd.read_csv(project / record["outputs"]["conv.submission"])
+    assert list(submission.columns) == ["ImageId", "Label"] and len(submission) == 1000
+    assert record["metrics"]["conv"]["run"] == run_id  # the leaderboard row names the one run
+    assert sorted(p.name for p in (project / "data" / "runs" / run_id).iterdir()) == ["journal", "run.json"]
+
+
+@pytest.mark.slow
+def test_each_task_reads_what_its_own_dag_run_wrote(conv_dag, project, elsewhere):
+    first, second = ["validate_raw_data"], ["stratified_split"]  # two tasks of the conv DAG
+    assert first in in_order(conv_dag) and second in in_order(conv_dag)
+    nodes = [n for task in in_order(conv_dag) for n in task]
+    older = open_run("conv", nodes, "airflow", FAST, project=project)
+    newer = open_run("conv", nodes, "airflow", FAST, project=project)
+    run_task(older, "conv", first, "airflow", FAST, project=project)
+    run_task(newer, "conv", first, "airflow", FAST, project=project)
+    run_task(older, "conv", second, "airflow", FAST, project=project)  # newer's validated data exists too
+    store = RunStore(project / "data" / "runs")
+    assert store.parts(older)["stratified_split"]["reads"] == {"validated_train": older}
+
+    # a task whose upstream task has not run reads nothing of anyone else's
+    with pytest.raises(
+        DatasetError, match=rf"Run {newer} has not written split yet: the task that makes it must finish"
+    ):
+        run_task(newer, "conv", ["normalise_images"], "airflow", FAST, project=project)
+
+
+@pytest.mark.slow
+def test_a_failed_task_aborts_the_whole_run_at_close(conv_dag, project, elsewhere):
+    tasks = in_order(conv_dag)
+    nodes = [n for task in tasks for n in task]
+    run_id = open_run("conv", nodes, "airflow", {"conv.lr": 1e9, "conv.epochs": 2}, project=project)  # diverges
+    training = next(task for task in tasks if "conv.train_model" in task)
+    for task in tasks[: tasks.index(training)]:
+        run_task(run_id, "conv", task, "airflow", {"conv.lr": 1e9, "conv.epochs": 2}, project=project)
+    with pytest.raises(Exception, match="training diverged"):
+        run_task(run_id, "conv", training, "airflow", {"conv.lr": 1e9, "conv.epochs": 2}, project=project)
+    store = RunStore(project / "data" / "runs")
+    assert "conv.train_model" not in {n for part in store.parts(run_id).values() for n in part["nodes"]}
+    assert list((project / "data").rglob(f"{run_id}/model.pt")) == []  # the failed task's own files are gone
+    assert store.open_runs()[0]["run_id"] == run_id  # still open: the scheduler may retry the task
+
+    with pytest.raises(
+        RunStateError,
+        match=r"incomplete: no task has run build_tensor_datasets, .* and 7 more; aborted it and deleted the 4 version",
+    ):
+        close_run(run_id, project=project)
+    assert store.open_runs() == [] and store.complete() == []
+    assert list((project / "data").rglob(run_id)) == []  # nothing of it is left anywhere
+
+
+def test_open_runs_survive_cleanup_and_retention_until_aborted(tmp_path, capsys):
+    data = tmp_path / "data"
+    store = RunStore(data / "runs")
+    store.open_run("2026-11-27T01.00.00.000Z", {"pipelines": ["conv"], "nodes": ["a"]})
+    version = data / "02_intermediate" / "x.parquet" / "2026-11-27T01.00.00.000Z"
+    version.mkdir(parents=True)
+    (store.root / "2026-11-27T01.00.00.000Z" / "parts" / "a.journal").write_text(f"{version}\n")
+
+    assert store.remove_dead() == []  # no process holds it between tasks, and it is not dead
+    prune(data, keep=1)
+    assert version.exists() and [info["run_id"] for info in store.open_runs()] == ["2026-11-27T01.00.00.000Z"]
+
+    assert main(["--runs-dir", str(store.root), "list"]) == 0
+    assert "2026-11-27T01.00.00.000Z  conv  open, 0 parts done" in capsys.readouterr().out
+    assert main(["--runs-dir", str(store.root), "close", "2026-11-27T01.00.00.000Z"]) == 1
+    assert "incomplete: no task has run a" in capsys.readouterr().err
+    assert main(["--runs-dir", str(store.root), "abort", "2026-11-27T01.00.00.000Z"]) == 0
+    assert "deleted 1 version folders" in capsys.readouterr().out
+    assert not version.exists() and not (store.root / "2026-11-27T01.00.00.000Z").exists()
+    with pytest.raises(RunStateError, match="is not open"):
+        store.open_info("2026-11-27T01.00.00.000Z")
+
+
+def test_kedro_params_take_dotted_keys_as_the_cli_does():
+    assert kedro_params({"conv.epochs": 2, "conv.model.batchnorm": False, "raw_dir": "/data"}) == {
+        "conv": {"epochs": 2, "model": {"batchnorm": False}},
+        "raw_dir": "/data",
+    }
+    assert kedro_params({"conv": {"epochs": 2}, "conv.lr": 0.1}) == {"conv": {"epochs": 2, "lr": 0.1}}
+    with pytest.raises(ValueError, match="'conv.epochs.x' sets a key inside 'epochs'"):
+        kedro_params({"conv.epochs": 2, "conv.epochs.x": 1})
+
+
+def test_the_project_folder_comes_from_the_environment(project, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIGIT_RECOGNIZER_PROJECT", str(project))
+    assert project_path() == project.resolve()
+    monkeypatch.setenv("DIGIT_RECOGNIZER_PROJECT", str(tmp_path))
+    with pytest.raises(
+        FileNotFoundError, match=rf"{tmp_path} is not the digit-recognizer project .* set \$DIGIT_RECOGNIZER_PROJECT"
+    ):
+        project_path()
+
+
+def test_check_script_says_how_to_install_airflow_when_it_is_missing():
+    if (Path(sys.executable).parent / "airflow").exists():
+        pytest.skip("Airflow is installed here (tests/test_airflow.py runs the check)")
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "check_airflow.py")], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert 'pip install -e ".[test]" "apache-airflow==3.3.2" torch==2.13.0' in result.stderr
