@@ -36,7 +36,7 @@ _disabled = []
 if _environment() in ("prod", "airflow"):
     _disabled.append("kedro-viz")
 if os.environ.get(JOIN_VARIABLE):
-    _disabled.append("kedro-mlflow")
+    _disabled += ["kedro-mlflow", "kedro_mlflow"]  # its distribution calls itself the latter
 if _disabled:
     DISABLE_HOOKS_FOR_PLUGINS = tuple(_disabled)
 
