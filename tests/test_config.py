@@ -67,7 +67,7 @@ def test_every_problem_is_listed_at_once(shipped):
     assert "conv.epochs" in str(error.value) and "mlp.lr" in str(error.value)
 
 
-@pytest.mark.parametrize("env", ["prod", "kaggle"])
+@pytest.mark.parametrize("env", sorted(p.name for p in (PROJECT_ROOT / "conf").iterdir() if p.is_dir()))
 def test_every_environment_gives_valid_parameters(env):
     from kedro.config import OmegaConfigLoader
 

@@ -224,3 +224,21 @@ def test_check_script_says_how_to_install_airflow_when_it_is_missing():
     )
     assert result.returncode == 2
     assert 'pip install -e ".[test]" "apache-airflow==3.3.2" torch==2.13.0' in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "variables", "disabled"),
+    [
+        (["kedro", "run"], {}, None),
+        (["kedro", "run", "--env", "prod"], {}, ("kedro-viz",)),
+        (["kedro", "run", "-e", "airflow"], {}, ("kedro-viz",)),
+        (["kedro", "run"], {"KEDRO_ENV": "prod"}, ("kedro-viz",)),
+        (["kedro", "run"], {"KEDRO_ENV": "airflow", JOIN_VARIABLE: "x"}, ("kedro-viz", "kedro-mlflow", "kedro_mlflow")),
+    ],
+)
+def test_scheduled_envs_and_parts_leave_plugin_hooks_out(argv, variables, disabled):
+    """--env prod on the command line counts as much as KEDRO_ENV; a part leaves MLflow to the close."""
+    script = f"import sys; sys.argv = {argv!r}; import digit_recognizer.settings as s; print(getattr(s, 'DISABLE_HOOKS_FOR_PLUGINS', None))"
+    env = {k: v for k, v in os.environ.items() if k not in ("KEDRO_ENV", JOIN_VARIABLE)}
+    result = subprocess.run([sys.executable, "-c", script], env={**env, **variables}, capture_output=True, text=True)
+    assert result.stdout.strip() == str(disabled), result.stderr

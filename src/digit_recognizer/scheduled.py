@@ -121,12 +121,16 @@ def _working_directory(path: Path) -> Iterator[None]:
 
 
 def logging_config_path(project: Path, env: str | None) -> Path:
-    """``$KEDRO_LOGGING_CONFIG``, else ``conf/<env>/logging.yml`` if the env has one, else ``conf/logging.yml``."""
+    """``$KEDRO_LOGGING_CONFIG``, else ``conf/<env>/logging.yml``, else ``conf/airflow/logging.yml``.
+
+    The last sets the project's log levels and adds no handler, so that the scheduler's own
+    handlers (which put each line in the task's log) stay in place.
+    """
     given = os.environ.get("KEDRO_LOGGING_CONFIG")
     if given:
         return project / given
     own = project / "conf" / (env or "local") / "logging.yml"
-    return own if own.is_file() else project / "conf" / "logging.yml"
+    return own if own.is_file() else project / "conf" / "airflow" / "logging.yml"
 
 
 def run_task(
@@ -199,7 +203,8 @@ def _log_to_mlflow(record: dict[str, Any], path: Path, folder: Path) -> None:
         return
     from digit_recognizer import tracking
 
-    settings = yaml.safe_load((folder / "conf" / "base" / "mlflow.yml").read_text()) or {}
+    own = folder / "conf" / (record.get("env") or "local") / "mlflow.yml"  # the run's env, else base
+    settings = yaml.safe_load((own if own.is_file() else folder / "conf" / "base" / "mlflow.yml").read_text()) or {}
     server = settings.get("server", {})
     uri = str(server.get("mlflow_tracking_uri") or f"sqlite:///{folder / 'mlflow.db'}")
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
