@@ -7,7 +7,8 @@ A run is everything one ``kedro run`` wrote; its record (``data/runs/<run id>/ru
 every file. Retention keeps the newest N complete runs, and also every run that still holds the
 latest version of some dataset (so whatever "latest" loads survives), every pinned run
 (``python -m digit_recognizer.runs pin RUN_ID``) and every run that a run in progress is
-reading. It never touches a run in progress, and it removes what killed runs left behind.
+reading. It never touches a run in progress, nor an open run of a scheduler (an Airflow DAG run
+between its tasks), and it removes what killed runs left behind.
 """
 
 from __future__ import annotations
