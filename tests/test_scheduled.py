@@ -242,3 +242,26 @@ def test_scheduled_envs_and_parts_leave_plugin_hooks_out(argv, variables, disabl
     env = {k: v for k, v in os.environ.items() if k not in ("KEDRO_ENV", JOIN_VARIABLE)}
     result = subprocess.run([sys.executable, "-c", script], env={**env, **variables}, capture_output=True, text=True)
     assert result.stdout.strip() == str(disabled), result.stderr
+
+
+def test_closing_while_a_task_runs_changes_nothing(tmp_path):
+    store = RunStore(tmp_path / "data" / "runs")
+    store.open_run("2026-11-27T01.00.00.000Z", {"pipelines": ["conv"], "nodes": ["a"]})
+    script = (
+        "import time; from pathlib import Path; from digit_recognizer.runs import RunPart, RunStore; "
+        f"RunPart(RunStore(Path({str(store.root)!r})), '2026-11-27T01.00.00.000Z', 'a').start({{}}); "
+        "print('running', flush=True); time.sleep(600)"
+    )
+    task = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert task.stdout.readline().strip() == "running"
+        with pytest.raises(RunStateError, match="still has parts running: a"):
+            store.close_run("2026-11-27T01.00.00.000Z")
+        with pytest.raises(RunStateError, match="still has parts running: a"):
+            store.abort_run("2026-11-27T01.00.00.000Z")
+        assert [info["run_id"] for info in store.open_runs()] == ["2026-11-27T01.00.00.000Z"]
+    finally:
+        task.kill()
+        task.wait()
+    with pytest.raises(RunStateError, match="incomplete: no task has run a"):
+        store.close_run("2026-11-27T01.00.00.000Z")  # the killed task wrote no record

@@ -64,6 +64,10 @@ class RunStateError(RuntimeError):
     """A run is not in the state an operation needs (not open, still running, incomplete)."""
 
 
+class RunIncompleteError(RunStateError):
+    """An open run cannot be committed: a node has not run, or its parts disagree."""
+
+
 class WriteError(OSError):
     """A file could not be written; the message names what, where and the system's reason."""
 
@@ -266,8 +270,9 @@ class RunStore:
     def close_run(self, run_id: str) -> tuple[dict[str, Any], Path]:
         """Commits an open run: one record from its parts' records, once every node has run.
 
-        Raises :class:`RunStateError` (and leaves the run open) while a part runs, when a node
-        has not run, or when parts ran with different parameters.
+        Raises :class:`RunIncompleteError` when a node has not run or parts ran with different
+        parameters, :class:`RunStateError` while a part runs or when the run is not open; the
+        run is left as it was.
         """
         info = self.open_info(run_id)
         running = self._running_parts(run_id)
@@ -278,10 +283,10 @@ class RunStore:
         missing = sorted(set(info.get("nodes", [])) - done)
         if missing or not parts:
             named = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            raise RunStateError(f"run {run_id} is incomplete: no task has run {named or 'any node'}")
+            raise RunIncompleteError(f"run {run_id} is incomplete: no task has run {named or 'any node'}")
         parameters = {json.dumps(record.get("parameters"), sort_keys=True) for record in parts.values()}
         if len(parameters) > 1:
-            raise RunStateError(f"the parts of run {run_id} ran with different parameters; abort it and run again")
+            raise RunIncompleteError(f"the parts of run {run_id} ran with different parameters; abort it and run again")
         record = merge_parts(info, parts)
         run_dir = self.root / run_id
         journal = sorted(

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from digit_recognizer.runs import JOIN_VARIABLE, RunStateError, RunStore
+from digit_recognizer.runs import JOIN_VARIABLE, RunIncompleteError, RunStore
 
 logger = logging.getLogger(__name__)
 
@@ -168,19 +168,18 @@ def run_task(
 def close_run(run_id: str, project: str | os.PathLike[str] | None = None) -> Path:
     """Commits the run once every node has run; otherwise deletes all it wrote and raises.
 
-    Returns the run record's path. A part still running is waited for by the scheduler (its
-    close step runs after all tasks are done), so finding one here is an error, and the run is
-    left open (abort it with ``python -m digit_recognizer.runs abort RUN_ID``).
+    Returns the run record's path. A part still running (the scheduler runs the close step after
+    every task is done, so it should find none) or a run that is not open raises
+    :class:`RunStateError` and changes nothing; abort such a run with ``python -m
+    digit_recognizer.runs abort RUN_ID``.
     """
     folder = project_path(project)
     store = RunStore(folder / "data" / "runs")
     try:
         record, path = store.close_run(run_id)
-    except RunStateError as exc:
-        if "still has parts running" in str(exc):
-            raise
+    except RunIncompleteError as exc:
         removed = store.abort_run(run_id)
-        raise RunStateError(f"{exc}; aborted it and deleted the {len(removed)} version folders it wrote") from exc
+        raise RunIncompleteError(f"{exc}; aborted it and deleted the {len(removed)} version folders it wrote") from exc
     logger.info("Closed run %s: %s", run_id, path.relative_to(folder))
     for name, row in sorted(record["metrics"].items()):
         if "validation_accuracy" in row:
