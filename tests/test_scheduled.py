@@ -17,6 +17,7 @@ from kedro.io import MemoryDataset
 from kedro.io.core import DatasetError
 
 from digit_recognizer.pipeline_registry import register_pipelines
+from digit_recognizer.retention import main as retention_main
 from digit_recognizer.retention import prune
 from digit_recognizer.runs import JOIN_VARIABLE, RunStateError, RunStore, main
 from digit_recognizer.scheduled import close_run, kedro_params, open_run, project_path, run_task
@@ -175,17 +176,28 @@ def test_a_failed_task_aborts_the_whole_run_at_close(conv_dag, project, elsewher
 def test_open_runs_survive_cleanup_and_retention_until_aborted(tmp_path, capsys):
     data = tmp_path / "data"
     store = RunStore(data / "runs")
-    store.open_run("2026-11-27T01.00.00.000Z", {"pipelines": ["conv"], "nodes": ["a"]})
+    store.open_run(
+        "2026-11-27T01.00.00.000Z",
+        {
+            "pipelines": ["conv"],
+            "nodes": ["a"],
+            "scheduler": {"name": "airflow", "dag_id": "d", "dag_run_id": "manual__1"},
+        },
+    )
     version = data / "02_intermediate" / "x.parquet" / "2026-11-27T01.00.00.000Z"
     version.mkdir(parents=True)
     (store.root / "2026-11-27T01.00.00.000Z" / "parts" / "a.journal").write_text(f"{version}\n")
 
     assert store.remove_dead() == []  # no process holds it between tasks, and it is not dead
     prune(data, keep=1)
+    assert retention_main(["--keep", "1", "--data-dir", str(data)]) == 0
+    assert "left alone: run 2026-11-27T01.00.00.000Z, open since" in capsys.readouterr().out
     assert version.exists() and [info["run_id"] for info in store.open_runs()] == ["2026-11-27T01.00.00.000Z"]
 
     assert main(["--runs-dir", str(store.root), "list"]) == 0
-    assert "2026-11-27T01.00.00.000Z  conv  open, 0 parts done" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "2026-11-27T01.00.00.000Z  conv  open since 2026-" in listed
+    assert "0 parts done (airflow d manual__1)" in listed
     assert main(["--runs-dir", str(store.root), "close", "2026-11-27T01.00.00.000Z"]) == 1
     assert "incomplete: no task has run a" in capsys.readouterr().err
     assert main(["--runs-dir", str(store.root), "abort", "2026-11-27T01.00.00.000Z"]) == 0

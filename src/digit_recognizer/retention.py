@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from digit_recognizer.runs import RunStore
+from digit_recognizer.runs import RunStore, describe_open
 
 VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}\.\d{2}\.\d{2}\.\d{3}Z$")
 
@@ -103,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     for run_id in result.removed:
         print(f"{verb} run {run_id}")
     print(f"kept {len(result.kept)} complete runs, {verb} {len(result.removed)} ({result.freed_bytes / 1e6:.1f} MB)")
+    for info in RunStore(args.data_dir / "runs").open_runs():
+        print(
+            f"left alone: run {info['run_id']}, {describe_open(RunStore(args.data_dir / 'runs'), info)}; "
+            "python -m digit_recognizer.runs abort RUN_ID removes it if its scheduler is done with it"
+        )
     if result.orphans:
         print(
             f"{len(result.orphans)} version folders belong to no recorded run (older than run records?) "

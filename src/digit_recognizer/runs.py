@@ -461,6 +461,16 @@ class RunPart(LiveRun):
         return removed
 
 
+def describe_open(store: RunStore, info: dict[str, Any]) -> str:
+    """``open since …, N parts done (airflow DAG run …)``: enough to find who opened it."""
+    scheduler = info.get("scheduler") or {}
+    by = f" ({scheduler.get('name')} {scheduler.get('dag_id', '')} {scheduler.get('dag_run_id', '')})".replace(
+        "  ", " "
+    )
+    since = iso_time(info["opened_at"])[:19] if "opened_at" in info else "?"
+    return f"open since {since}, {len(store.parts(info['run_id']))} parts done{by if scheduler else ''}"
+
+
 def part_name(nodes: Iterable[str]) -> str:
     """A part's name: its first node's (a run's parts run disjoint sets of nodes)."""
     return min(nodes)
@@ -547,8 +557,7 @@ def main(argv: list[str] | None = None) -> int:
             pinned = " (pinned)" if store.is_pinned(record["run_id"]) else ""
             print(f"{record['run_id']}  {','.join(record.get('pipelines', []))}  {scores}{pinned}")
         for info in store.open_runs():
-            parts = len(store.parts(info["run_id"]))
-            print(f"{info['run_id']}  {','.join(info.get('pipelines', []))}  open, {parts} parts done")
+            print(f"{info['run_id']}  {','.join(info.get('pipelines', []))}  {describe_open(store, info)}")
         return 0
     if args.command == "latest":
         record = store.latest(f"{args.submission}.submission" if args.submission else None)
