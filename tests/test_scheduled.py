@@ -277,3 +277,25 @@ def test_closing_while_a_task_runs_changes_nothing(tmp_path):
         task.wait()
     with pytest.raises(RunStateError, match="incomplete: no task has run a"):
         store.close_run("2026-11-27T01.00.00.000Z")  # the killed task wrote no record
+
+
+@pytest.mark.slow
+def test_kedro_run_joins_an_open_run_from_the_command_line(project):
+    """What another scheduler does: open, `kedro run --nodes` per task with the run's id, close."""
+    nodes = ["validate_raw_data", "stratified_split"]
+    run_id = open_run("conv", nodes, project=project)
+    env = {**os.environ, "DO_NOT_TRACK": "1", JOIN_VARIABLE: run_id}
+    for node in nodes:
+        result = subprocess.run(
+            [sys.executable, "-m", "kedro", "run", "--pipeline", "conv", "--nodes", node],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert f"Part {node} of run {run_id} done" in " ".join(result.stderr.split())
+    record = json.loads(close_run(run_id, project=project).read_text())
+    assert record["nodes"] == sorted(nodes) and record["reads"] == {}
+    assert sorted(record["outputs"]) == ["split", "validated_test", "validated_train"]
