@@ -2,8 +2,8 @@
 
     PYTHONPATH=src python benchmarks/gpu_epoch.py [--epochs 5]
 
-Needs only torch, numpy and pandas (no Kedro): it drives digit_recognizer.models and
-digit_recognizer.training directly on Kaggle-sized data made from the embedded sample.
+Needs only torch, numpy and pandas (no Kedro): it drives digit_recognizer.ml.models and
+digit_recognizer.ml.training directly on Kaggle-sized data made from the embedded sample.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from kaggle_sized import SAMPLE, shifted_copies  # noqa: E402
 
-from digit_recognizer.models import build_model  # noqa: E402
-from digit_recognizer.training import fit, predict, resolve_device  # noqa: E402
+from digit_recognizer.ml.models import build_model  # noqa: E402
+from digit_recognizer.ml.training import fit, predict, resolve_device  # noqa: E402
 
 AUGMENT = {"max_rotation": 10.0, "max_shift": 0.1, "max_scale": 0.1}
 

@@ -91,7 +91,7 @@ def _fresh_process_startup(project: Path, env: dict[str, str]) -> tuple[float, f
     The task joins a run of its own, which is aborted afterwards: nothing stays behind.
     """
     sys.path.insert(0, str(project / "src"))
-    from digit_recognizer.runs import RunStore
+    from digit_recognizer.runstore import RunStore
     from digit_recognizer.scheduled import open_run
 
     node = f"{PIPELINE}.summarise_run"
@@ -180,7 +180,7 @@ def _check(project: Path, env: dict[str, str], outside: Path, dags: Path, epochs
         return _fail(f"DAG run {dag_run['run_id']} is {dag_run['state']}; tasks not successful: {failed}")
 
     sys.path.insert(0, str(project / "src"))
-    from digit_recognizer.runs import RunStore
+    from digit_recognizer.runstore import RunStore
 
     store = RunStore(project / "data" / "runs")
     records = [r for r in store.complete() if (r.get("scheduler") or {}).get("dag_run_id") == dag_run["run_id"]]

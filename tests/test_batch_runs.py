@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 import torch
 
-from digit_recognizer.datasets import TorchModelDataset
-from digit_recognizer.runs import RunStore
+from digit_recognizer.framework.datasets import TorchModelDataset
+from digit_recognizer.runstore import RunStore
 
 from .conftest import RAW_DIR, kedro
 

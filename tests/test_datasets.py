@@ -7,8 +7,8 @@ import pytest
 import torch
 from kedro.io import DatasetError, Version
 
-from digit_recognizer.datasets import KaggleCSVDataset, TorchModelDataset
-from digit_recognizer.models import Preprocessing, build_model
+from digit_recognizer.framework.datasets import KaggleCSVDataset, TorchModelDataset
+from digit_recognizer.ml.models import Preprocessing, build_model
 
 
 def _model(architecture: str, **options) -> torch.nn.Module:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 from kedro.io import DataCatalog
 
-from digit_recognizer.kedro_compat import end_redirect, local_versioned, pin, redirect_save, versioned_file
+from digit_recognizer.framework.kedro_compat import end_redirect, local_versioned, pin, redirect_save, versioned_file
 
 
 def _catalog(tmp_path: Path) -> DataCatalog:

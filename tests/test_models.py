@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from digit_recognizer.models import ConvNet, build_model, count_parameters
+from digit_recognizer.ml.models import ConvNet, build_model, count_parameters
 
 
 @pytest.mark.parametrize(

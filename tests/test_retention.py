@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from digit_recognizer.retention import main, prune
-from digit_recognizer.runs import LiveRun, RunStore
+from digit_recognizer.runstore import LiveRun, RunStore
+from digit_recognizer.runstore.retention import main, prune
 
 RUNS = [f"2026-11-2{d}T01.00.00.000Z" for d in range(1, 6)]
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from digit_recognizer.runs import LiveRun, RunStore, WriteError, atomic_write, main
+from digit_recognizer.runstore import LiveRun, RunStore, WriteError, atomic_write
+from digit_recognizer.runstore.cli import main
 
 RUN = "2026-11-27T02.30.00.000Z"
 
@@ -38,7 +39,7 @@ def test_atomic_write_names_a_full_disk(tmp_path):
         f"""
         import resource, signal
         from pathlib import Path
-        from digit_recognizer.runs import atomic_write
+        from digit_recognizer.runstore import atomic_write
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
         with atomic_write(Path({str(tmp_path / "big.bin")!r}), "dataset 'conv.model'") as temporary:
@@ -59,7 +60,7 @@ def _hold_a_run(root: Path, run_id: str) -> subprocess.Popen:
         f"""
         import sys, time
         from pathlib import Path
-        from digit_recognizer.runs import LiveRun, RunStore
+        from digit_recognizer.runstore import LiveRun, RunStore
         run = LiveRun(RunStore(Path({str(root)!r})), {run_id!r})
         run.start({{}})
         version = Path({str(root.parent)!r}) / "06_models/conv/model.pt" / {run_id!r}

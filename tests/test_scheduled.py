@@ -16,11 +16,12 @@ from kedro.framework.startup import bootstrap_project
 from kedro.io import MemoryDataset
 from kedro.io.core import DatasetError
 
+from digit_recognizer.integrations.scheduled import close_run, kedro_params, open_run, project_path, run_task
 from digit_recognizer.pipeline_registry import register_pipelines
-from digit_recognizer.retention import main as retention_main
-from digit_recognizer.retention import prune
-from digit_recognizer.runs import JOIN_VARIABLE, RunStateError, RunStore, main
-from digit_recognizer.scheduled import close_run, kedro_params, open_run, project_path, run_task
+from digit_recognizer.runstore import JOIN_VARIABLE, RunStateError, RunStore
+from digit_recognizer.runstore.cli import main
+from digit_recognizer.runstore.retention import main as retention_main
+from digit_recognizer.runstore.retention import prune
 
 from .conftest import PROJECT_ROOT, kedro
 
@@ -260,7 +261,7 @@ def test_closing_while_a_task_runs_changes_nothing(tmp_path):
     store = RunStore(tmp_path / "data" / "runs")
     store.open_run("2026-11-27T01.00.00.000Z", {"pipelines": ["conv"], "nodes": ["a"]})
     script = (
-        "import time; from pathlib import Path; from digit_recognizer.runs import RunPart, RunStore; "
+        "import time; from pathlib import Path; from digit_recognizer.runstore import RunPart, RunStore; "
         f"RunPart(RunStore(Path({str(store.root)!r})), '2026-11-27T01.00.00.000Z', 'a').start({{}}); "
         "print('running', flush=True); time.sleep(600)"
     )

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from digit_recognizer.tracking import flatten
+from digit_recognizer.integrations.mlflow import flatten
 
 from .conftest import kedro
 
@@ -21,7 +21,7 @@ def test_parameters_are_flattened_by_their_full_key():
 
 
 def test_the_project_imports_no_mlflow_by_itself():
-    script = "import sys, digit_recognizer.settings, digit_recognizer.hooks; print('mlflow' in sys.modules)"
+    script = "import sys, digit_recognizer.settings, digit_recognizer.framework.hooks; print('mlflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr
 

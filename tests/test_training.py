@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from digit_recognizer.models import build_model
-from digit_recognizer.training import (
+from digit_recognizer.ml.models import build_model
+from digit_recognizer.ml.training import (
     TrainingDivergedError,
     batch_indices,
     evaluate,

@@ -7,7 +7,7 @@ finds ``conv`` although it is composed here from the shared training template.
 from kedro.pipeline import Pipeline
 
 from digit_recognizer.config import ENSEMBLE_CANDIDATES
-from digit_recognizer.models import ARCHITECTURES
+from digit_recognizer.ml.models import ARCHITECTURES
 from digit_recognizer.pipelines import data_processing, ensemble, reporting, training
 
 LEARNED = [name for name in ARCHITECTURES if name != "centroid"]

@@ -4,9 +4,9 @@ import os
 import sys
 import warnings
 
-from digit_recognizer.console import plain_logs_when_piped
-from digit_recognizer.hooks import FastShutdownHooks, RunHooks
-from digit_recognizer.runs import JOIN_VARIABLE
+from digit_recognizer.framework.console import plain_logs_when_piped
+from digit_recognizer.framework.hooks import FastShutdownHooks, RunHooks
+from digit_recognizer.runstore import JOIN_VARIABLE
 
 # Kedro 1.7 still calls OmegaConf's deprecated register_new_resolver(); the warning is not ours
 # to fix and would otherwise open every run (and every test that builds a session).

@@ -8,7 +8,8 @@ from matplotlib.figure import Figure
 from torch.utils.data import TensorDataset
 
 from digit_recognizer.config import TrainingConfig
-from digit_recognizer.models import Preprocessing, build_model
+from digit_recognizer.ml.models import Preprocessing, build_model
+from digit_recognizer.ml.training import SHIFTS, class_probabilities, shifted
 from digit_recognizer.pipelines.training.nodes import (
     PROBABILITY_COLUMNS,
     evaluate_model,
@@ -20,7 +21,6 @@ from digit_recognizer.pipelines.training.nodes import (
     summarise_run,
     train_model,
 )
-from digit_recognizer.training import SHIFTS, class_probabilities, shifted
 
 STATS = {"scale": 255.0, "mean": 0.1, "std": 0.3, "standardise": True}
 

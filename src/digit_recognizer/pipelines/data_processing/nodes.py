@@ -11,9 +11,9 @@ from matplotlib.figure import Figure
 from sklearn.model_selection import train_test_split
 from torch.utils.data import TensorDataset
 
-from digit_recognizer import plots
 from digit_recognizer.config import NormalisationConfig, SplitConfig
-from digit_recognizer.models import IMAGE_SIZE, N_PIXELS, Preprocessing
+from digit_recognizer.ml import plots
+from digit_recognizer.ml.models import IMAGE_SIZE, N_PIXELS, Preprocessing
 
 PIXEL_COLUMNS = [f"pixel{i}" for i in range(N_PIXELS)]
 TRAIN_COLUMNS = ["label", *PIXEL_COLUMNS]

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from digit_recognizer import plots
+from digit_recognizer.ml import plots
 
 
 def build_leaderboard(*summaries: dict[str, Any]) -> pd.DataFrame:

@@ -14,11 +14,10 @@ from sklearn.metrics import accuracy_score, confusion_matrix, recall_score
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from digit_recognizer import plots
 from digit_recognizer.config import TrainingConfig
-from digit_recognizer.models import N_CLASSES, Preprocessing, build_model, count_parameters
-from digit_recognizer.pipelines.data_processing.nodes import PIXEL_COLUMNS
-from digit_recognizer.training import (
+from digit_recognizer.ml import plots
+from digit_recognizer.ml.models import N_CLASSES, Preprocessing, build_model, count_parameters
+from digit_recognizer.ml.training import (
     class_probabilities,
     evaluate,
     fit,
@@ -27,6 +26,7 @@ from digit_recognizer.training import (
     resolve_device,
     to_labels,
 )
+from digit_recognizer.pipelines.data_processing.nodes import PIXEL_COLUMNS
 
 logger = logging.getLogger(__name__)
 

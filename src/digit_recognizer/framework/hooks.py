@@ -22,7 +22,7 @@ from kedro.pipeline import Pipeline
 
 from digit_recognizer import __version__
 from digit_recognizer.config import check_parameters
-from digit_recognizer.kedro_compat import (
+from digit_recognizer.framework.kedro_compat import (
     end_redirect,
     local_versioned,
     pin,
@@ -30,7 +30,7 @@ from digit_recognizer.kedro_compat import (
     redirect_save,
     versioned_file,
 )
-from digit_recognizer.runs import (
+from digit_recognizer.runstore import (
     JOIN_VARIABLE,
     LiveRun,
     RunPart,
@@ -212,7 +212,7 @@ class RunHooks:
             return
         self._announce(record, path)
         if "mlflow" in sys.modules:  # kedro-mlflow is installed and has imported it
-            from digit_recognizer import tracking
+            from digit_recognizer.integrations import mlflow as tracking
 
             mlflow_run = tracking.log_run(record, path, self._project)
             if mlflow_run:

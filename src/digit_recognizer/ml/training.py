@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from digit_recognizer.models import N_CLASSES
+from digit_recognizer.ml.models import N_CLASSES
 
 SCHEDULES = ("constant", "one_cycle")
 EVAL_BATCH_SIZE = 2048

@@ -168,7 +168,7 @@ MODEL_FORMAT_VERSION = 2  # 2: the preprocessing travels with the model
 class TorchModelDataset(AbstractVersionedDataset[Any, Any]):
     """A trained model: its architecture, options, preprocessing and weights in one file.
 
-    Loading rebuilds the model with :func:`digit_recognizer.models.build_model`, loads the
+    Loading rebuilds the model with :func:`digit_recognizer.ml.models.build_model`, loads the
     weights and restores ``model.preprocessing`` (how raw pixels become its input), so a model
     file is usable without knowing how it was made. Within a run, the run's hooks write it
     through a temporary name (see :mod:`digit_recognizer.runs`).
@@ -199,7 +199,7 @@ class TorchModelDataset(AbstractVersionedDataset[Any, Any]):
     def load(self) -> Any:
         import torch
 
-        from digit_recognizer.models import Preprocessing, build_model
+        from digit_recognizer.ml.models import Preprocessing, build_model
 
         path = Path(get_filepath_str(self._get_load_path(), "file"))
         try:
@@ -229,7 +229,7 @@ class TorchModelDataset(AbstractVersionedDataset[Any, Any]):
     def save(self, data: Any) -> None:
         import torch
 
-        from digit_recognizer.models import Preprocessing
+        from digit_recognizer.ml.models import Preprocessing
 
         path = Path(get_filepath_str(self._get_save_path(), "file"))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -251,7 +251,7 @@ class TorchModelDataset(AbstractVersionedDataset[Any, Any]):
 
     def preview(self) -> JSONPreview:
         """Architecture, options and size of the latest model, for kedro-viz."""
-        from digit_recognizer.models import count_parameters
+        from digit_recognizer.ml.models import count_parameters
 
         model = self.load()
         summary = {

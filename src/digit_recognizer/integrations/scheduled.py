@@ -1,0 +1,216 @@
+"""One run made of several scheduler tasks (an Airflow DAG run): open it, run each task, close it.
+
+A scheduler that runs the pipeline as several tasks, each its own process, calls:
+
+* :func:`open_run` once, first: it makes the run's id (a Kedro version) and notes which nodes
+  the run must run; every task's outputs are saved under that one version;
+* :func:`run_task` in each task, with the run's id: a Kedro session that runs the task's nodes
+  as a part of the open run, reading what earlier tasks of *this* run wrote (never whatever is
+  newest), and writing its own part record;
+* :func:`close_run` once, last, whatever happened: when every node has run, one run record is
+  written for the whole run (and logged to MLflow where the [mlflow] extra is installed); when
+  a task failed, everything the run wrote is deleted and the close fails too.
+
+An open run is never "latest": until it is closed, other runs keep reading the previous
+complete one. The DAG template ``templates/airflow_dag.j2`` calls these three; any other
+scheduler can call them the same way. Nothing here imports Airflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from digit_recognizer.runstore import JOIN_VARIABLE, RunIncompleteError, RunStore
+
+logger = logging.getLogger(__name__)
+
+PROJECT_VARIABLE = "DIGIT_RECOGNIZER_PROJECT"
+
+
+def project_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The project folder: ``path``, else ``$DIGIT_RECOGNIZER_PROJECT``, else the working directory."""
+    found = Path(path or os.environ.get(PROJECT_VARIABLE) or Path.cwd()).resolve()
+    pyproject = found / "pyproject.toml"
+    if not pyproject.is_file() or "[tool.kedro]" not in pyproject.read_text():
+        source = f"${PROJECT_VARIABLE}" if os.environ.get(PROJECT_VARIABLE) and not path else "the project path"
+        raise FileNotFoundError(
+            f"{found} is not the digit-recognizer project (no pyproject.toml with [tool.kedro]); "
+            f"set {source} to the project folder"
+        )
+    return found
+
+
+def kedro_params(values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Runtime parameters as Kedro takes them: ``{"conv.epochs": 2}`` becomes ``{"conv": {"epochs": 2}}``."""
+    nested: dict[str, Any] = {}
+    for key, value in (values or {}).items():
+        *path, last = str(key).split(".")
+        target = nested
+        for part in path:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ValueError(f"parameter {key!r} sets a key inside {part!r}, which is also given a value")
+        if isinstance(value, Mapping):
+            target.setdefault(last, {}).update(kedro_params(value))
+        else:
+            target[last] = value
+    return nested
+
+
+def open_run(
+    pipeline: str,
+    nodes: Sequence[str],
+    env: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    scheduler: Mapping[str, Any] | None = None,
+    project: str | os.PathLike[str] | None = None,
+) -> str:
+    """Opens a run that will run ``nodes`` of ``pipeline``; returns its id for the tasks."""
+    from kedro.io.core import generate_timestamp
+
+    store = RunStore(project_path(project) / "data" / "runs")
+    info = {
+        "pipelines": [pipeline],
+        "nodes": sorted(nodes),
+        "env": env,
+        "runtime_params": kedro_params(params),
+        "scheduler": dict(scheduler or {}),
+    }
+    while True:
+        run_id = generate_timestamp()  # a Kedro version, to the millisecond
+        try:
+            store.open_run(run_id, info)
+            break
+        except FileExistsError:  # another run opened in the same millisecond
+            time.sleep(0.001)
+    logger.info("Opened run %s for %d nodes of pipeline %s", run_id, len(nodes), pipeline)
+    return run_id
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
+def _working_directory(path: Path) -> Iterator[None]:
+    """The catalog's paths (``data/...``) are relative to the project folder."""
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def logging_config_path(project: Path, env: str | None) -> Path:
+    """``$KEDRO_LOGGING_CONFIG``, else ``conf/<env>/logging.yml``, else ``conf/airflow/logging.yml``.
+
+    The last sets the project's log levels and adds no handler, so that the scheduler's own
+    handlers (which put each line in the task's log) stay in place.
+    """
+    given = os.environ.get("KEDRO_LOGGING_CONFIG")
+    if given:
+        return project / given
+    own = project / "conf" / (env or "local") / "logging.yml"
+    return own if own.is_file() else project / "conf" / "airflow" / "logging.yml"
+
+
+def run_task(
+    run_id: str,
+    pipeline: str,
+    nodes: Sequence[str],
+    env: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    project: str | os.PathLike[str] | None = None,
+) -> None:
+    """Runs ``nodes`` of ``pipeline`` as one part of the open run ``run_id``, in a Kedro session.
+
+    The project's logging configuration is applied (see :func:`logging_config_path`), the
+    session runs in the project folder whatever the scheduler's working directory, and the
+    environment tells the project's settings which plugins' hooks to leave out.
+    """
+    folder = project_path(project)
+    logging_config = logging_config_path(folder, env)
+    # set before Kedro's first import, which applies its logging config (conf/logging.yml under
+    # the *working directory*, or Kedro's own Rich console, which would replace the scheduler's)
+    variables = {JOIN_VARIABLE: run_id, PROJECT_VARIABLE: str(folder), "KEDRO_LOGGING_CONFIG": str(logging_config)}
+    if env:
+        variables["KEDRO_ENV"] = env
+    with _environment(variables), _working_directory(folder):
+        from kedro.framework.project import configure_logging
+        from kedro.framework.session import KedroSession
+        from kedro.framework.startup import bootstrap_project
+
+        configure_logging(yaml.safe_load(logging_config.read_text()))  # again, where Kedro was imported before
+        bootstrap_project(folder)
+        with KedroSession.create(project_path=folder, env=env, runtime_params=kedro_params(params)) as session:
+            session.run(pipeline_names=[pipeline], node_names=list(nodes))
+
+
+def close_run(run_id: str, project: str | os.PathLike[str] | None = None) -> Path:
+    """Commits the run once every node has run; otherwise deletes all it wrote and raises.
+
+    Returns the run record's path. A part still running (the scheduler runs the close step after
+    every task is done, so it should find none) or a run that is not open raises
+    :class:`RunStateError` and changes nothing; abort such a run with ``python -m
+    digit_recognizer.runs abort RUN_ID``.
+    """
+    folder = project_path(project)
+    store = RunStore(folder / "data" / "runs")
+    try:
+        record, path = store.close_run(run_id)
+    except RunIncompleteError as exc:
+        removed = store.abort_run(run_id)
+        raise RunIncompleteError(f"{exc}; aborted it and deleted the {len(removed)} version folders it wrote") from exc
+    logger.info("Closed run %s: %s", run_id, path.relative_to(folder))
+    for name, row in sorted(record["metrics"].items()):
+        if "validation_accuracy" in row:
+            test = row.get("test_score")
+            logger.info(
+                "  %-12s validation %.4f, test %s", name, row["validation_accuracy"], "-" if test is None else test
+            )
+    for name, output in record["outputs"].items():
+        if name.endswith(".submission"):
+            logger.info("  submission %s: %s", name.removesuffix(".submission"), output)
+    _log_to_mlflow(record, path, folder)
+    return path
+
+
+def _log_to_mlflow(record: dict[str, Any], path: Path, folder: Path) -> None:
+    """Logs the whole run as one MLflow run where the [mlflow] extra is installed."""
+    try:
+        import mlflow
+    except ImportError:
+        return
+    from digit_recognizer.integrations import mlflow as tracking
+
+    own = folder / "conf" / (record.get("env") or "local") / "mlflow.yml"  # the run's env, else base
+    settings = yaml.safe_load((own if own.is_file() else folder / "conf" / "base" / "mlflow.yml").read_text()) or {}
+    server = settings.get("server", {})
+    uri = str(server.get("mlflow_tracking_uri") or f"sqlite:///{folder / 'mlflow.db'}")
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{folder / uri.removeprefix('sqlite:///')}"
+    mlflow.set_tracking_uri(uri)
+    experiment = settings.get("tracking", {}).get("experiment", {}).get("name") or "digit_recognizer"
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=f"{','.join(record['pipelines'])} {record['run_id']}"):
+        mlflow_run = tracking.log_run(record, path, folder)
+    logger.info("  mlflow: logged as run %s", mlflow_run)

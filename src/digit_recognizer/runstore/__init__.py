@@ -1,0 +1,36 @@
+"""The run store: runs as the unit of versioning, of "latest" and of retention.
+
+A library of its own (no Kedro import): :mod:`.files` writes atomically and locks,
+:mod:`.store` knows the runs under one folder, :mod:`.live` is this process's run,
+:mod:`.retention` prunes whole runs, :mod:`.cli` is ``python -m digit_recognizer.runs``.
+"""
+
+from digit_recognizer.runstore.files import WriteError, atomic_write, iso_time, os_reason
+from digit_recognizer.runstore.live import LiveRun, RunPart
+from digit_recognizer.runstore.store import (
+    DEFAULT_ROOT,
+    JOIN_VARIABLE,
+    RunIncompleteError,
+    RunStateError,
+    RunStore,
+    describe_open,
+    merge_parts,
+    part_name,
+)
+
+__all__ = [
+    "DEFAULT_ROOT",
+    "JOIN_VARIABLE",
+    "LiveRun",
+    "RunIncompleteError",
+    "RunPart",
+    "RunStateError",
+    "RunStore",
+    "WriteError",
+    "atomic_write",
+    "describe_open",
+    "iso_time",
+    "merge_parts",
+    "os_reason",
+    "part_name",
+]

@@ -1,0 +1,338 @@
+"""Runs: the unit of versioning, of "latest" and of retention.
+
+Every dataset a ``kedro run`` writes shares the run's version (Kedro's save version, a
+timestamp such as ``2026-11-27T02.30.04.512Z``), and the run keeps its own folder::
+
+    data/runs/<run id>/
+        lock        held with fcntl.flock while the run is alive; the OS lets go when it dies
+        journal     every version folder the run has begun to write, one per line
+        run.json    the run record, written last: a run is complete once it is there
+        pinned      (optional) retention never deletes this run
+
+A run can also be made of several processes, one per task of a scheduler such as Airflow (one
+DAG run is one run): the scheduler opens it (:meth:`RunStore.open_run`), each task joins it as
+a part (:class:`RunPart`, with ``DIGIT_RECOGNIZER_RUN_ID`` set) and the last step closes it
+(:meth:`RunStore.close_run`), which writes one record for the whole run::
+
+    data/runs/<run id>/
+        open.json           who opened it, the nodes it must run; no record yet, so never "latest"
+        parts/<part>.lock   held by each task while it runs
+        parts/<part>.journal, parts/<part>.json   what each task wrote, and its record
+
+A run that raises deletes what it wrote. A run that was killed leaves its folder without a
+record and with its lock free; the next run (or retention) deletes what its journal lists. A
+live run, on this host or another that shares the folder, holds its lock and is never touched.
+"Latest" means the newest complete run that wrote the dataset. An open run is not removed by
+the next run nor by retention: it is closed, or aborted with ``python -m digit_recognizer.runs
+abort RUN_ID``.
+
+    python -m digit_recognizer.runs list                # complete runs, newest first
+    python -m digit_recognizer.runs latest              # the latest complete run's record
+    python -m digit_recognizer.runs latest --submission conv   # path of its conv submission
+    python -m digit_recognizer.runs pin RUN_ID          # keep it whatever retention says
+    python -m digit_recognizer.runs close RUN_ID        # commit an open (scheduled) run
+    python -m digit_recognizer.runs abort RUN_ID        # delete an open run and all it wrote
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from digit_recognizer.runstore.files import atomic_write, iso_time, read_json, remove, size, try_lock
+
+logger = logging.getLogger(__name__)
+
+RECORD, LOCK, JOURNAL, PINNED = "run.json", "lock", "journal", "pinned"
+OPEN, PARTS = "open.json", "parts"
+DEFAULT_ROOT = Path("data") / "runs"
+JOIN_VARIABLE = "DIGIT_RECOGNIZER_RUN_ID"  # set: this process is a part of that open run
+
+
+class RunStateError(RuntimeError):
+    """A run is not in the state an operation needs (not open, still running, incomplete)."""
+
+
+class RunIncompleteError(RunStateError):
+    """An open run cannot be committed: a node has not run, or its parts disagree."""
+
+
+class RunStore:
+    """The runs under one data folder (``data/runs``)."""
+
+    def __init__(self, root: Path = DEFAULT_ROOT) -> None:
+        self.root = Path(root)
+        self.project = self.root.parent.parent  # records name files relative to the project
+
+    def folders(self, record: dict[str, Any]) -> list[Path]:
+        """The version folders a complete run wrote."""
+        return [(self.project / path).parent for path in record.get("outputs", {}).values()]
+
+    def _run_dirs(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted((d for d in self.root.iterdir() if d.is_dir() and not d.name.startswith(".")), reverse=True)
+
+    def complete(self) -> list[dict[str, Any]]:
+        """The records of every complete run, newest first."""
+        records = (read_json(d / RECORD) for d in self._run_dirs())
+        return [r for r in records if r is not None]
+
+    def latest(self, dataset: str | None = None) -> dict[str, Any] | None:
+        """The newest complete run (that wrote ``dataset``, when given)."""
+        for record in self.complete():
+            if dataset is None or dataset in record.get("outputs", {}):
+                return record
+        return None
+
+    def record(self, run_id: str) -> dict[str, Any] | None:
+        return read_json(self.root / run_id / RECORD)
+
+    def is_pinned(self, run_id: str) -> bool:
+        return (self.root / run_id / PINNED).exists()
+
+    def _unfinished(self) -> Iterator[tuple[Path, int | None]]:
+        """Run folders without a record, each with its lock taken (a descriptor), or None while a run holds it.
+
+        Open runs (made of parts) are not among them: no process holds them between tasks.
+        """
+        for run_dir in self._run_dirs():
+            if not (run_dir / RECORD).exists() and not (run_dir / OPEN).exists():
+                yield run_dir, try_lock(run_dir / LOCK)
+
+    def live(self) -> list[dict[str, Any]]:
+        """Runs in progress (their lock is held) and open runs: id and the versions they read."""
+        found = []
+        for run_dir, fd in self._unfinished():
+            if fd is None:
+                found.append({"run_id": run_dir.name, **(read_json(run_dir / "reads.json") or {})})
+            else:
+                os.close(fd)
+        for info in self.open_runs():
+            reads: dict[str, str] = {}
+            for part in (self.root / info["run_id"] / PARTS).glob("*.json"):
+                reads.update((read_json(part) or {}).get("reads", {}))
+            found.append({"run_id": info["run_id"], "reads": reads, "open": True})
+        return found
+
+    # Runs made of parts (one per scheduler task) ------------------------------------------
+
+    def open_run(self, run_id: str, info: dict[str, Any]) -> Path:
+        """Opens a run that parts will join; ``info`` must name the ``nodes`` the run is to run."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f".{run_id}.{os.getpid()}"
+        staging.mkdir()
+        (staging / PARTS).mkdir()
+        info = {"run_id": run_id, "opened_at": time.time(), "host": socket.gethostname(), **info}
+        (staging / OPEN).write_text(json.dumps(info, indent=2, default=str) + "\n")
+        try:
+            staging.rename(self.root / run_id)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise FileExistsError(f"another run already has the id {run_id} ({self.root / run_id} exists)") from exc
+        return self.root / run_id
+
+    def open_info(self, run_id: str) -> dict[str, Any]:
+        """What :meth:`open_run` was told; raises :class:`RunStateError` unless the run is open."""
+        run_dir = self.root / run_id
+        if (run_dir / RECORD).exists():
+            raise RunStateError(f"run {run_id} is already complete ({run_dir / RECORD})")
+        info = read_json(run_dir / OPEN)
+        if info is None:
+            raise RunStateError(
+                f"run {run_id} is not open (no {run_dir / OPEN}): it was never opened, or it was aborted "
+                "after a failed task; start a new run (in Airflow: clear the whole DAG run)"
+            )
+        return info
+
+    def open_runs(self) -> list[dict[str, Any]]:
+        """The open runs' infos, newest first."""
+        found = []
+        for run_dir in self._run_dirs():
+            info = None if (run_dir / RECORD).exists() else read_json(run_dir / OPEN)
+            if info is not None:
+                found.append(info)
+        return found
+
+    def parts(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """The records of an open run's finished parts, by part name."""
+        folder = self.root / run_id / PARTS
+        records = {path.stem: read_json(path) for path in sorted(folder.glob("*.json"))}
+        return {name: record for name, record in records.items() if record is not None}
+
+    def _running_parts(self, run_id: str) -> list[str]:
+        running = []
+        for lock in sorted((self.root / run_id / PARTS).glob("*.lock")):
+            fd = try_lock(lock)
+            if fd is None:
+                running.append(lock.stem)
+            else:
+                os.close(fd)
+        return running
+
+    def close_run(self, run_id: str) -> tuple[dict[str, Any], Path]:
+        """Commits an open run: one record from its parts' records, once every node has run.
+
+        Raises :class:`RunIncompleteError` when a node has not run or parts ran with different
+        parameters, :class:`RunStateError` while a part runs or when the run is not open; the
+        run is left as it was.
+        """
+        info = self.open_info(run_id)
+        running = self._running_parts(run_id)
+        if running:
+            raise RunStateError(f"run {run_id} still has parts running: {', '.join(running)}")
+        parts = self.parts(run_id)
+        done = {node for record in parts.values() for node in record.get("nodes", [])}
+        missing = sorted(set(info.get("nodes", [])) - done)
+        if missing or not parts:
+            named = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise RunIncompleteError(f"run {run_id} is incomplete: no task has run {named or 'any node'}")
+        parameters = {json.dumps(record.get("parameters"), sort_keys=True) for record in parts.values()}
+        if len(parameters) > 1:
+            raise RunIncompleteError(f"the parts of run {run_id} ran with different parameters; abort it and run again")
+        record = merge_parts(info, parts)
+        run_dir = self.root / run_id
+        journal = sorted(
+            {
+                str(path)
+                for part in (run_dir / PARTS).glob("*.journal")
+                for path in journal_entries(part.parent, part.stem)
+            }
+        )
+        with atomic_write(run_dir / JOURNAL, "the run's journal") as temporary:
+            temporary.write_text("".join(f"{line}\n" for line in journal))
+        with atomic_write(run_dir / RECORD, "the run record") as temporary:
+            temporary.write_text(json.dumps(record, indent=2, default=str) + "\n")
+        (run_dir / OPEN).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / PARTS, ignore_errors=True)
+        return record, run_dir / RECORD
+
+    def abort_run(self, run_id: str) -> list[Path]:
+        """Deletes an open run and everything its parts wrote; refuses while a part runs."""
+        self.open_info(run_id)
+        running = self._running_parts(run_id)
+        if running:
+            raise RunStateError(f"run {run_id} still has parts running: {', '.join(running)}")
+        run_dir = self.root / run_id
+        (run_dir / OPEN).replace(run_dir / ".aborting")  # no part can join from now on
+        removed = []
+        for journal in (run_dir / PARTS).glob("*.journal"):
+            removed += delete_journal(run_dir / PARTS, journal.stem)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return removed
+
+    def remove_dead(self) -> list[tuple[str, list[Path]]]:
+        """Deletes what killed runs left (no record, lock free); returns each run and its folders."""
+        removed = []
+        for run_dir, fd in self._unfinished():
+            if fd is None:
+                continue  # alive, here or on another host
+            try:
+                removed.append((run_dir.name, delete_journal(run_dir)))
+                shutil.rmtree(run_dir, ignore_errors=True)
+            finally:
+                os.close(fd)
+        return removed
+
+    def delete(self, record: dict[str, Any]) -> int:
+        """Deletes a complete run: its outputs' version folders, then its folder. Returns bytes freed."""
+        run_dir = self.root / record["run_id"]
+        freed = 0
+        (run_dir / RECORD).replace(run_dir / ".deleting")  # no longer complete, even if we die now
+        for path in journal_entries(run_dir) or self.folders(record):
+            freed += size(path)
+            remove(path)
+        freed += size(run_dir)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return freed
+
+    def set_pinned(self, run_id: str, pinned: bool) -> None:
+        if self.record(run_id) is None:
+            raise ValueError(f"no complete run {run_id!r} under {self.root}")
+        marker = self.root / run_id / PINNED
+        marker.touch() if pinned else marker.unlink(missing_ok=True)
+
+
+def journal_entries(folder: Path, name: str = "") -> list[Path]:
+    path = folder / (f"{name}.journal" if name else JOURNAL)
+    try:
+        return [Path(line) for line in path.read_text().splitlines() if line]
+    except OSError:
+        return []
+
+
+def delete_journal(folder: Path, name: str = "") -> list[Path]:
+    removed = []
+    for path in journal_entries(folder, name):
+        if path.exists():
+            remove(path)
+            removed.append(path)
+    return removed
+
+
+def describe_open(store: RunStore, info: dict[str, Any]) -> str:
+    """``open since …, N parts done (airflow DAG run …)``: enough to find who opened it."""
+    scheduler = info.get("scheduler") or {}
+    by = f" ({scheduler.get('name')} {scheduler.get('dag_id', '')} {scheduler.get('dag_run_id', '')})".replace(
+        "  ", " "
+    )
+    since = iso_time(info["opened_at"])[:19] if "opened_at" in info else "?"
+    return f"open since {since}, {len(store.parts(info['run_id']))} parts done{by if scheduler else ''}"
+
+
+def part_name(nodes: Iterable[str]) -> str:
+    """A part's name: its first node's (a run's parts run disjoint sets of nodes)."""
+    return min(nodes)
+
+
+def merge_parts(info: dict[str, Any], parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One run record from the records of an open run's parts (see :meth:`RunStore.close_run`)."""
+    ordered = sorted(parts.values(), key=lambda record: record["started"])
+    first, run_id = ordered[0], info["run_id"]
+    finished = time.time()
+    started = info["opened_at"]
+
+    def union(key: str) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for record in ordered:
+            merged.update(record.get(key) or {})
+        return merged
+
+    return {
+        **first,
+        "run_id": run_id,
+        "status": "complete",
+        "started": iso_time(started),
+        "finished": iso_time(finished),
+        "seconds": round(finished - started, 3),
+        "pipelines": info.get("pipelines", first.get("pipelines")),
+        "nodes": sorted({node for record in ordered for node in record.get("nodes", [])}),
+        "host": info.get("host"),
+        "inputs": union("inputs"),
+        "reads": {name: version for name, version in union("reads").items() if version != run_id},
+        "outputs": dict(sorted(union("outputs").items())),
+        "metrics": union("metrics"),
+        "timings": {
+            "peak_rss_mb": max(record["timings"]["peak_rss_mb"] for record in ordered),
+            "nodes": [node for record in ordered for node in record["timings"]["nodes"]],
+        },
+        "raw_dir": next((record["raw_dir"] for record in ordered if record.get("raw_dir")), None),
+        "scheduler": info.get("scheduler"),
+        "parts": [
+            {
+                "part": name,
+                "host": record.get("host"),
+                "started": record["started"],
+                "finished": record["finished"],
+                "nodes": record["nodes"],
+            }
+            for name, record in sorted(parts.items(), key=lambda item: item[1]["started"])
+        ],
+    }
