@@ -96,7 +96,8 @@ class TestTorchModelDataset:
         dataset = TorchModelDataset(filepath=str(tmp_path / "model.pt"))
         dataset.save(model)
         loaded = dataset.load()
-        assert type(loaded) is type(model) and loaded.options == options and not loaded.training
+        assert type(loaded) is type(model) and loaded.options == model.options and not loaded.training
+        assert options.items() <= loaded.options.items()  # given options kept, the defaults filled in
         assert loaded.preprocessing == Preprocessing(mean=0.13, std=0.31)
         for (name, expected), (_, actual) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
             assert torch.equal(expected, actual), name

@@ -13,6 +13,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from digit_recognizer.ml.models import ARCHITECTURES
+from digit_recognizer.ml.registry import Options, architecture, ensemble_candidates
+
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -51,44 +54,10 @@ class LRFinderConfig(Block):
         return self
 
 
-Head = Literal["classification", "regression"]
-
-
-class LinearOptions(Block):
-    head: Head = "classification"
-
-
-class MLPOptions(Block):
-    hidden: PositiveInt = 30
-    head: Head = "classification"
-
-
-class ConvOptions(Block):
-    batchnorm: bool = True
-
-
-class CNNOptions(Block):
-    widths: list[PositiveInt] = Field(default_factory=lambda: [16, 32, 64], min_length=1, max_length=4)
-    dropout: float = Field(0.0, ge=0, lt=1)
-
-
-class CentroidOptions(Block):
-    distance: Literal["cosine", "euclidean"] = "cosine"
-
-
-MODEL_OPTIONS: dict[str, type[Block]] = {
-    "linear": LinearOptions,
-    "mlp": MLPOptions,
-    "conv": ConvOptions,
-    "cnn": CNNOptions,
-    "centroid": CentroidOptions,
-}
-
-
 class TrainingConfig(Block):
     """One architecture's block: its model options and how it is trained."""
 
-    architecture: Literal["linear", "mlp", "conv", "cnn", "centroid"]
+    architecture: str
     model: dict[str, Any] = Field(default_factory=dict)
     seed: int = Field(0, ge=0)
     device: str = "auto"
@@ -107,6 +76,12 @@ class TrainingConfig(Block):
     lr_finder: LRFinderConfig = Field(default_factory=LRFinderConfig)
     progress_bar: bool | None = None
 
+    @field_validator("architecture")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        architecture(value)  # a ValueError naming the registered ones
+        return value
+
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:
@@ -119,13 +94,9 @@ class TrainingConfig(Block):
         object.__setattr__(self, "model", self.options().model_dump())  # defaults filled in
         return self
 
-    def options(self) -> Block:
+    def options(self) -> Options:
         """The ``model`` block, checked against the architecture's own options."""
-        return MODEL_OPTIONS[self.architecture].model_validate(self.model)
-
-
-# The namespaces the ensemble pipeline can average (each trained by its own training pipeline).
-ENSEMBLE_CANDIDATES = ("cnn", "cnn_seed1", "cnn_seed2")
+        return architecture(self.architecture).options.model_validate(self.model)
 
 
 class EnsembleConfig(Block):
@@ -142,9 +113,10 @@ class EnsembleConfig(Block):
     @field_validator("members")
     @classmethod
     def _known_and_distinct(cls, members: list[str]) -> list[str]:
-        unknown = [m for m in members if m not in ENSEMBLE_CANDIDATES]
+        candidates = list(ensemble_candidates())
+        unknown = [m for m in members if m not in candidates]
         if unknown:
-            raise ValueError(f"expected some of {list(ENSEMBLE_CANDIDATES)}, got {unknown}")
+            raise ValueError(f"expected some of {candidates}, got {unknown}")
         if len(set(members)) != len(members):
             raise ValueError(f"members must be distinct, got {members}")
         return members
@@ -179,8 +151,8 @@ def check_parameters(params: dict[str, Any]) -> None:
             options = value.get("model", {})
             architecture = value.get("architecture")
             value = {k: v for k, v in value.items() if k != "model"}
-            if architecture in MODEL_OPTIONS:
-                problems += _problems(f"{key}.model", MODEL_OPTIONS[architecture], options)
+            if architecture in ARCHITECTURES:
+                problems += _problems(f"{key}.model", ARCHITECTURES[architecture].options, options)
         problems += _problems(key, model, value)
     if problems:
         raise ParameterError("Invalid parameters (nothing was run):\n" + "\n".join(f"  - {p}" for p in problems))

@@ -1,4 +1,6 @@
-"""The digit classifiers, in plain PyTorch: linear, mlp, conv and the nearest-centroid baseline.
+"""The digit classifiers, in plain PyTorch: linear, mlp, conv, cnn and the nearest-centroid baseline.
+
+Each is registered (:func:`~digit_recognizer.ml.registry.register`) with its options.
 
 Every model maps a batch of N×1×28×28 images to N×10 logits, or to N×1 digit values when built
 with ``head="regression"`` (the original notebook's framing, kept for comparison).
@@ -8,17 +10,24 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
+
+from digit_recognizer.ml.registry import ARCHITECTURES, Options, build_model, register
+
+__all__ = ["ARCHITECTURES", "build_model", "count_parameters", "Preprocessing"]
 
 IMAGE_SIZE = 28
 N_PIXELS = IMAGE_SIZE * IMAGE_SIZE
 N_CLASSES = 10
 HEADS = ("classification", "regression")
+Head = Literal["classification", "regression"]
+PositiveInt = Annotated[int, Field(gt=0)]
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,11 @@ def _outputs(head: str) -> int:
     return N_CLASSES if head == "classification" else 1
 
 
+class LinearOptions(Options):
+    head: Head = "classification"
+
+
+@register("linear", options=LinearOptions)
 class LinearNet(nn.Sequential):
     """y = x·w + b on the flattened image."""
 
@@ -73,6 +87,12 @@ class LinearNet(nn.Sequential):
         self.head = head
 
 
+class MLPOptions(Options):
+    hidden: PositiveInt = 30
+    head: Head = "classification"
+
+
+@register("mlp", options=MLPOptions)
 class MLP(nn.Sequential):
     """One hidden ReLU layer (the notebook's "simple_net": 784 → 30 → ReLU → out)."""
 
@@ -95,6 +115,11 @@ def _conv(ni: int, nf: int, batchnorm: bool, activation: bool) -> list[nn.Module
     return layers
 
 
+class ConvOptions(Options):
+    batchnorm: bool = True
+
+
+@register("conv", options=ConvOptions)
 class ConvNet(nn.Sequential):
     """Five stride-2 3×3 convolutions, 28→14→7→4→2→1 pixels, channels 1→4→16→32→64→10.
 
@@ -118,6 +143,12 @@ def _conv_bn_relu(ni: int, nf: int) -> list[nn.Module]:
     return [nn.Conv2d(ni, nf, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(nf), nn.ReLU(inplace=True)]
 
 
+class CNNOptions(Options):
+    widths: list[PositiveInt] = Field(default_factory=lambda: [16, 32, 64], min_length=1, max_length=4)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+@register("cnn", options=CNNOptions, ensemble=("cnn", "cnn_seed1", "cnn_seed2"))
 class VGGNet(nn.Sequential):
     """A small VGG-style net: per stage two 3×3 conv + BatchNorm + ReLU, 2×2 max-pool between stages.
 
@@ -145,6 +176,11 @@ class VGGNet(nn.Sequential):
 DISTANCES = ("euclidean", "cosine")
 
 
+class CentroidOptions(Options):
+    distance: Literal["cosine", "euclidean"] = "cosine"
+
+
+@register("centroid", options=CentroidOptions, learns=False)
 class NearestCentroid(nn.Module):
     """Distance to the mean image of each digit; the logits are negative squared distances.
 
@@ -178,30 +214,6 @@ class NearestCentroid(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return -torch.cdist(self._flatten(images), self.centroids).square()
-
-
-ARCHITECTURES: dict[str, type[nn.Module]] = {
-    "linear": LinearNet,
-    "mlp": MLP,
-    "conv": ConvNet,
-    "cnn": VGGNet,
-    "centroid": NearestCentroid,
-}
-
-
-def build_model(architecture: str, **options: Any) -> nn.Module:
-    """A freshly initialised model of the named architecture."""
-    try:
-        cls = ARCHITECTURES[architecture]
-    except KeyError:
-        raise ValueError(f"unknown architecture {architecture!r}; expected one of {sorted(ARCHITECTURES)}") from None
-    try:
-        model = cls(**options)
-    except TypeError as exc:
-        raise ValueError(f"bad options {options} for architecture {architecture!r}: {exc}") from exc
-    model.architecture = architecture  # what a saved model needs to be rebuilt
-    model.options = dict(options)
-    return model
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -8,25 +8,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from digit_recognizer.config import ENSEMBLE_CANDIDATES, EnsembleConfig
+from digit_recognizer.config import EnsembleConfig
 from digit_recognizer.pipelines.training.nodes import PROBABILITY_COLUMNS, classification_metrics, probability_table
 
 logger = logging.getLogger(__name__)
 
 
-def _chosen(config: EnsembleConfig, per_candidate: tuple[Any, ...], size: int) -> dict[str, tuple[Any, ...]]:
-    """The chosen members' inputs, by name, from ``size`` inputs per candidate in ENSEMBLE_CANDIDATES' order."""
-    groups = dict(zip(ENSEMBLE_CANDIDATES, zip(*[iter(per_candidate)] * size, strict=True), strict=True))
-    return {name: groups[name] for name in config.members}
-
-
-def average_members(config: EnsembleConfig, *probabilities: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
+def average_members(config: EnsembleConfig, **probabilities: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
     """The mean of the chosen members' class probabilities, on the validation split and on the test set.
 
-    ``probabilities`` holds, for each of ``ENSEMBLE_CANDIDATES`` in turn, its validation and its
-    test probabilities.
+    ``probabilities`` holds every candidate's ``<member>_validation_probabilities`` and
+    ``<member>_test_probabilities``, by those names.
     """
-    chosen = _chosen(config, probabilities, 2)
+    chosen = {
+        name: (probabilities[f"{name}_validation_probabilities"], probabilities[f"{name}_test_probabilities"])
+        for name in config.members
+    }
     labels = next(iter(chosen.values()))[0]["label"].to_numpy()
     for name, (validation, _) in chosen.items():
         if len(validation) != len(labels) or (validation["label"].to_numpy() != labels).any():
@@ -51,10 +48,13 @@ def summarise_ensemble(
     test_score: dict[str, Any],
     run: dict[str, Any],
     config: EnsembleConfig,
-    *summaries: dict[str, Any],
+    **summaries: dict[str, Any],
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """The ensemble's leaderboard row, and its leaderboard: the members and the ensemble, best first."""
-    members = {name: row for name, (row,) in _chosen(config, summaries, 1).items()}
+    """The ensemble's leaderboard row, and its leaderboard: the members and the ensemble, best first.
+
+    ``summaries`` holds every candidate's ``<member>_summary``, by that name.
+    """
+    members = {name: summaries[f"{name}_summary"] for name in config.members}
     row = {
         "architecture": "ensemble",
         "validation_accuracy": round(metrics["accuracy"], 4),

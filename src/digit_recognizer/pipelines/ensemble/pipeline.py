@@ -2,25 +2,34 @@
 
 from kedro.pipeline import Pipeline, node
 
-from digit_recognizer.config import ENSEMBLE_CANDIDATES
 from digit_recognizer.pipelines.training.pipeline import submission_nodes
 
 from .nodes import average_members, summarise_ensemble
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    """Reads each member's persisted probabilities, so changing the ensemble never retrains a member."""
-    probabilities = [f"{m}_{split}_probabilities" for m in ENSEMBLE_CANDIDATES for split in ("validation", "test")]
-    summaries = [f"{m}_summary" for m in ENSEMBLE_CANDIDATES]
+def create_pipeline(candidates: list[str]) -> Pipeline:
+    """Reads each candidate's persisted probabilities, so changing the ensemble never retrains a member.
+
+    Every candidate namespace's outputs are inputs, by name (``cnn_seed1_summary`` reaches the
+    node as the keyword argument of that name); ``params:ensemble`` chooses the members.
+    """
+    probabilities = [f"{m}_{split}_probabilities" for m in candidates for split in ("validation", "test")]
+    summaries = [f"{m}_summary" for m in candidates]
     average = node(
         average_members,
-        ["params:ensemble", *probabilities],
+        {"config": "params:ensemble", **{name: name for name in probabilities}},
         ["validation_metrics", "test_probabilities"],
         name="average_members",
     )
     summary = node(
         summarise_ensemble,
-        ["validation_metrics", "test_score", "run", "params:ensemble", *summaries],
+        {
+            "metrics": "validation_metrics",
+            "test_score": "test_score",
+            "run": "run",
+            "config": "params:ensemble",
+            **{name: name for name in summaries},
+        },
         ["summary", "leaderboard"],
         name="summarise_ensemble",
     )

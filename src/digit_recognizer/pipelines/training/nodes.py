@@ -16,7 +16,7 @@ from torch.utils.data import TensorDataset
 
 from digit_recognizer.config import TrainingConfig
 from digit_recognizer.ml import plots
-from digit_recognizer.ml.models import N_CLASSES, Preprocessing, build_model, count_parameters
+from digit_recognizer.ml.models import ARCHITECTURES, N_CLASSES, Preprocessing, build_model, count_parameters
 from digit_recognizer.ml.training import (
     class_probabilities,
     evaluate,
@@ -70,7 +70,7 @@ def _train(
     """A fresh model trained on ``train`` (validated on ``valid`` when given), with its history."""
     device = resolve_device(config.device)
     start = time.perf_counter()
-    if config.architecture == "centroid":
+    if not ARCHITECTURES[config.architecture].learns:  # fitted in one pass (the centroid baseline)
         model = _fresh_model(config).fit(*train)
         epochs = [{"epoch": 0, "train_loss": float("nan"), "valid_loss": float("nan"), "accuracy": float("nan")}]
         if valid is not None:

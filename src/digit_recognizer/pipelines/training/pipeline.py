@@ -4,6 +4,8 @@ from typing import Any
 
 from kedro.pipeline import Pipeline, node
 
+from digit_recognizer.ml.models import ARCHITECTURES
+
 from .nodes import (
     evaluate_model,
     find_learning_rate,
@@ -30,12 +32,12 @@ SHARED_INPUTS = {
 }
 
 
-def _fitting(architecture: str) -> list:
+def _fitting(learns: bool) -> list:
     train = node(
         train_model,
         ["train_set", "validation_set", "normalisation_stats", "params:hyperparameters"],
         ["split_model", "training_history"],
-        name="fit_centroids" if architecture == "centroid" else "train_model",
+        name="train_model" if learns else "fit_model",
     )
     refit = node(
         refit_on_all_rows,
@@ -43,7 +45,7 @@ def _fitting(architecture: str) -> list:
         ["model", "submission_training"],
         name="refit_on_all_rows",
     )
-    if architecture == "centroid":
+    if not learns:
         return [train, refit]
     curves = node(plot_training_curves, "training_history", "training_curves_plot", name="plot_training_curves")
     return [train, refit, curves]
@@ -99,29 +101,32 @@ def submission_nodes(predict: Any) -> list:
     ]
 
 
-def _in_namespace(template: Pipeline, architecture: str, tags: list[str], **kwargs) -> Pipeline:
+def _in_namespace(template: Pipeline, namespace: str, tags: list[str], **kwargs) -> Pipeline:
     return Pipeline(
         template,
-        namespace=architecture,
+        namespace=namespace,
         inputs=SHARED_INPUTS & set(template.inputs()),
-        parameters={"params:hyperparameters": f"params:{architecture}"},
-        tags=[*tags, architecture],
+        parameters={"params:hyperparameters": f"params:{namespace}"},
+        tags=[*tags, namespace],
         **kwargs,
     )
 
 
-def create_pipeline(architecture: str) -> Pipeline:
-    """The template under the ``architecture`` namespace, fed by the shared tensors."""
-    template = Pipeline([*_fitting(architecture), *_validation_and_submission()])
+def create_pipeline(namespace: str, architecture: str | None = None) -> Pipeline:
+    """The template under ``namespace`` (parameter block ``namespace``), fed by the shared tensors.
+
+    ``architecture`` (the namespace itself unless given) says which nodes the template has: a
+    model that does not learn has no training curves.
+    """
+    learns = ARCHITECTURES[architecture or namespace].learns
+    template = Pipeline([*_fitting(learns), *_validation_and_submission()])
     # what other pipelines read (reporting, the ensemble) leaves the namespace under names of its own
     shared = {"summary", "validation_probabilities", "test_probabilities"}
-    return _in_namespace(
-        template, architecture, ["training"], outputs={name: f"{architecture}_{name}" for name in shared}
-    )
+    return _in_namespace(template, namespace, ["training"], outputs={name: f"{namespace}_{name}" for name in shared})
 
 
 def create_lr_finder_pipeline(architecture: str) -> Pipeline:
-    """The learning-rate finder's sweep and plot for one architecture (run only when asked for)."""
+    """The learning-rate finder's sweep and plot for one architecture that learns (run only when asked for)."""
     template = Pipeline(
         [
             node(find_learning_rate, ["train_set", "params:hyperparameters"], "lr_finder", name="find_learning_rate"),
