@@ -52,7 +52,7 @@ def test_a_bad_value_is_named_by_its_full_key(shipped, key, value, message):
     *path, last = key.split(".")
     block = params
     for part in path:
-        block = block[part]
+        block = block.setdefault(part, {})
     block[last] = value
     with pytest.raises(ParameterError, match=message):
         check_parameters(params)
@@ -80,3 +80,61 @@ def test_every_environment_gives_valid_parameters(env):
     if env == "kaggle":
         assert [params[m]["refit_full"] for m in ("cnn", "cnn_seed1", "cnn_seed2")] == [True] * 3
         assert params["cnn"]["label_smoothing"] == 0.1  # the rest of the block still comes from base
+
+
+def _repeated_defaults(model, given: dict, prefix: str) -> list[str]:
+    """Keys of ``given`` whose value is the typed model's default (nested blocks too)."""
+    from pydantic import BaseModel
+
+    repeated = []
+    for key, value in given.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            continue
+        annotation = field.annotation
+        nested = next(
+            (
+                t
+                for t in getattr(annotation, "__args__", (annotation,))
+                if isinstance(t, type) and issubclass(t, BaseModel)
+            ),
+            None,
+        )
+        if nested is not None and isinstance(value, dict):
+            repeated += _repeated_defaults(nested, value, f"{prefix}{key}.")
+        elif not field.is_required() and value == field.get_default(call_default_factory=True):
+            repeated.append(f"{prefix}{key}")
+    return repeated
+
+
+@pytest.mark.parametrize(
+    "path", sorted((PROJECT_ROOT / "conf").glob("*/parameters*.yml")), ids=lambda p: f"{p.parent.name}/{p.name}"
+)
+def test_conf_never_repeats_a_default_of_config_py(path):
+    from digit_recognizer.config import BLOCKS
+    from digit_recognizer.ml.models import ARCHITECTURES
+
+    repeated = []
+    for key, block in (yaml.safe_load(path.read_text()) or {}).items():
+        if not isinstance(block, dict):
+            continue
+        model = BLOCKS.get(key, TrainingConfig)
+        repeated += _repeated_defaults(model, block, f"{key}.")
+        architecture = block.get("architecture")
+        if model is TrainingConfig and architecture in ARCHITECTURES:
+            repeated += _repeated_defaults(ARCHITECTURES[architecture].options, block.get("model", {}), f"{key}.model.")
+    assert not repeated, f"{path}: these values repeat their defaults (keep each value once): {repeated}"
+
+
+def test_the_repeated_default_check_can_fail():
+    assert _repeated_defaults(TrainingConfig, {"epochs": 10, "lr": 0.4, "lr_finder": {"num_steps": 100}}, "x.") == [
+        "x.epochs",
+        "x.lr_finder.num_steps",
+    ]
+
+
+def test_the_effective_parameters_fill_in_every_default(shipped):
+    effective = check_parameters(shipped)
+    assert effective["conv"]["momentum"] == 0.9 and effective["conv"]["model"] == {"batchnorm": True}
+    assert effective["split"] == {"validation_fraction": 0.2, "seed": 42}
+    assert effective["cnn"]["lr"] == 0.4 and effective["ensemble"]["members"] == ["cnn", "cnn_seed1", "cnn_seed2"]

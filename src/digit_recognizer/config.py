@@ -1,5 +1,10 @@
 """Typed parameters: one model per block of conf/base/parameters*.yml, and the one home of their defaults.
 
+Each value lives once. The defaults are here (and, for a model's options, beside the model in
+``ml/models.py``) because the same types are used where no ``conf/`` is read: a model rebuilt
+from its file, a notebook, a scheduler's close step. ``conf/`` holds each value that differs
+from its default; a test refuses a YAML value that repeats one.
+
 Nodes take these types as their ``params:`` arguments, so Kedro turns each block into its model
 when the run starts (``kedro.validation``). :func:`check_parameters` runs the same models a step
 earlier, from a hook, to name every bad key in full (``conv.model.batchnorm``) before anything
@@ -37,9 +42,11 @@ class NormalisationConfig(Block):
 
 
 class AugmentConfig(Block):
-    max_rotation: float = Field(10.0, ge=0, le=180)
-    max_shift: float = Field(0.1, ge=0, lt=0.5)
-    max_scale: float = Field(0.1, ge=0, lt=1)
+    """Random distortions of training batches; no defaults: a block that augments says how much."""
+
+    max_rotation: float = Field(ge=0, le=180)  # degrees
+    max_shift: float = Field(ge=0, lt=0.5)  # fraction of the image size
+    max_scale: float = Field(ge=0, lt=1)
 
 
 class LRFinderConfig(Block):
@@ -135,9 +142,14 @@ class ParameterError(ValueError):
     """Raised before a run starts when a parameter is unknown or has a bad value."""
 
 
-def check_parameters(params: dict[str, Any]) -> None:
-    """Checks every known block of ``params``; raises one error that lists each bad key in full."""
+def check_parameters(params: dict[str, Any]) -> dict[str, Any]:
+    """Checks every known block of ``params``; raises one error that lists each bad key in full.
+
+    Returns the parameters as they take effect: every known block with its defaults filled in
+    (what a run record keeps), other keys as they are.
+    """
     problems: list[str] = []
+    effective = dict(params)
     for key, value in params.items():
         model = BLOCKS.get(key)
         if model is None and isinstance(value, dict) and "architecture" in value:
@@ -153,9 +165,16 @@ def check_parameters(params: dict[str, Any]) -> None:
             value = {k: v for k, v in value.items() if k != "model"}
             if architecture in ARCHITECTURES:
                 problems += _problems(f"{key}.model", ARCHITECTURES[architecture].options, options)
-        problems += _problems(key, model, value)
+        found = _problems(key, model, value)
+        if not found and model is not TrainingConfig:
+            effective[key] = model.model_validate(value).model_dump()
+        problems += found
     if problems:
         raise ParameterError("Invalid parameters (nothing was run):\n" + "\n".join(f"  - {p}" for p in problems))
+    for key, value in params.items():
+        if isinstance(value, dict) and "architecture" in value and key not in BLOCKS:
+            effective[key] = TrainingConfig.model_validate(value).model_dump()
+    return effective
 
 
 def _problems(prefix: str, model: type[Block], value: Any) -> list[str]:

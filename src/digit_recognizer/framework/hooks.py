@@ -84,8 +84,7 @@ class RunHooks:
     def after_context_created(self, context: Any) -> None:
         self._reset()
         self._project = Path(context.project_path)
-        self._parameters = _plain(context.config_loader["parameters"])
-        check_parameters(self._parameters)
+        self._parameters = check_parameters(_plain(context.config_loader["parameters"]))  # defaults filled in
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
