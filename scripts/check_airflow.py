@@ -100,12 +100,12 @@ def _fresh_process_startup(project: Path, env: dict[str, str]) -> tuple[float, f
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", script], env=env, cwd=env["HOME_FOR_CHECK"], capture_output=True)
     seconds = time.perf_counter() - started
-    store = RunStore(project / "data" / "runs")
+    store = RunStore.at(project)
     parts = store.parts(run_id)
     store.abort_run(run_id)
     if result.returncode != 0 or not parts:
         raise RuntimeError(f"the fresh-process task failed:\n{result.stderr.decode()[-3000:]}")
-    node_seconds = sum(n["seconds"] for part in parts.values() for n in part["timings"]["nodes"])
+    node_seconds = sum(n["seconds"] for part in parts.values() for n in part.timings["nodes"])
     return seconds, node_seconds
 
 
@@ -182,36 +182,36 @@ def _check(project: Path, env: dict[str, str], outside: Path, dags: Path, epochs
     sys.path.insert(0, str(project / "src"))
     from digit_recognizer.runstore import RunStore
 
-    store = RunStore(project / "data" / "runs")
-    records = [r for r in store.complete() if (r.get("scheduler") or {}).get("dag_run_id") == dag_run["run_id"]]
+    store = RunStore.at(project)
+    records = [r for r in store.complete() if (r.scheduler or {}).get("dag_run_id") == dag_run["run_id"]]
     if len(records) != 1:
         return _fail(f"expected one run record for DAG run {dag_run['run_id']}, found {len(records)}")
     [record] = records
-    run_id = record["run_id"]
+    run_id = record.run_id
     [dag_file] = dags.glob("*.py")
     tasks = _dag_tasks(dag_file)
     dag_nodes = sorted(node for nodes in tasks.values() for node in nodes)
-    bad_outputs = [name for name, path in record["outputs"].items() if f"/{run_id}/" not in path]
+    bad_outputs = [name for name, path in record.outputs.items() if f"/{run_id}/" not in path]
     opened = [info["run_id"] for info in store.open_runs() if info.get("scheduler", {}).get("dag_run_id")]
-    submission = project / record["outputs"][f"{PIPELINE}.submission"]
-    test_rows = sum(1 for _ in open(Path(record["inputs"]["raw_test"]["path"]))) - 1
+    submission = project / record.outputs[f"{PIPELINE}.submission"]
+    test_rows = sum(1 for _ in open(Path(record.inputs["raw_test"]["path"]))) - 1
     with open(submission) as handle:
         rows = list(csv.reader(handle))
     problems = []
-    if record["nodes"] != dag_nodes:
-        problems.append(f"the run record's nodes {record['nodes']} are not the DAG's {dag_nodes}")
+    if record.nodes != dag_nodes:
+        problems.append(f"the run record's nodes {record.nodes} are not the DAG's {dag_nodes}")
     if bad_outputs:
         problems.append(f"outputs not under the run's version {run_id}: {bad_outputs}")
     if opened:
         problems.append(f"open runs left: {opened}")
     if rows[0] != ["ImageId", "Label"] or len(rows) - 1 != test_rows:
         problems.append(f"{submission}: header {rows[0]}, {len(rows) - 1} rows for {test_rows} test rows")
-    if record["parameters"][PIPELINE]["epochs"] != epochs:
-        problems.append(f"{PIPELINE}.epochs ran as {record['parameters'][PIPELINE]['epochs']}, not {epochs}")
+    if record.parameters[PIPELINE]["epochs"] != epochs:
+        problems.append(f"{PIPELINE}.epochs ran as {record.parameters[PIPELINE]['epochs']}, not {epochs}")
     if problems:
         return _fail("; ".join(problems))
 
-    node_seconds = {node["node"]: node["seconds"] for node in record["timings"]["nodes"]}
+    node_seconds = {node["node"]: node["seconds"] for node in record.timings["nodes"]}
     print(f"\nDAG run {dag_run['run_id']} = project run {run_id}: {len(states)} tasks, all successful, in {wall:.1f} s")
     print(f"  {'task':<46}{'in Airflow':>12}{'its nodes':>12}")
     for task in states:
@@ -219,7 +219,7 @@ def _check(project: Path, env: dict[str, str], outside: Path, dags: Path, epochs
         nodes = tasks.get(task["task_id"])
         kedro = f"{sum(node_seconds[n] for n in nodes):.1f} s" if nodes else "-"
         print(f"  {task['task_id']:<46}{seconds:>10.1f} s{kedro:>12}")
-    score = record["metrics"].get(PIPELINE, {}).get("test_score")
+    score = record.metrics.get(PIPELINE, {}).get("test_score")
     print(f"  run record: {store.root / run_id / 'run.json'}; {len(dag_nodes)} nodes; submission {submission}")
     print(f"  {PIPELINE} after {epochs} epochs: test score {score}")
     fresh, node = _fresh_process_startup(project, env)

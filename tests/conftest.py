@@ -65,3 +65,11 @@ def kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture
 def project(tmp_path) -> Path:
     return copy_project(tmp_path / "project")
+
+
+def run_record(run_id: str, **fields):
+    """A run record with the fields a test cares about (the rest as a one-second conv run)."""
+    from digit_recognizer.runstore import RunRecord
+
+    base = {"started": "2026-11-27T00:00:00+00:00", "finished": "2026-11-27T00:00:01+00:00", "seconds": 1.0}
+    return RunRecord(run_id=run_id, **{**base, "pipelines": ["conv"], "parameters": {}, **fields})

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from digit_recognizer.framework.datasets import TorchModelDataset
-from digit_recognizer.runstore import RunStore
+from digit_recognizer.runstore import RunRecord, RunStore
 
 from .conftest import RAW_DIR, kedro
 
@@ -52,7 +52,7 @@ def assert_no_leftovers(project: Path) -> None:
     assert all((run / "run.json").exists() for run in runs.iterdir()) if runs.exists() else True
 
 
-def latest_record(project: Path) -> dict:
+def latest_record(project: Path) -> RunRecord:
     return RunStore(project / "data" / "runs").latest()
 
 
@@ -128,7 +128,7 @@ def test_bad_input_and_a_failing_training_leave_earlier_versions_intact(project,
     first = kedro(project, "run", "--pipelines", "conv", "--params", "conv.epochs=1")
     assert first.returncode == 0, first.stderr[-3000:]
     before = snapshot(project)
-    good_run = latest_record(project)["run_id"]
+    good_run = latest_record(project).run_id
 
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -153,7 +153,7 @@ def test_bad_input_and_a_failing_training_leave_earlier_versions_intact(project,
     assert "deleted the 5 version folders it had written" in output(diverged)
     assert snapshot(project) == before  # what it wrote before training failed is gone too
     assert_no_leftovers(project)
-    assert latest_record(project)["run_id"] == good_run
+    assert latest_record(project).run_id == good_run
 
 
 @pytest.mark.parametrize(
@@ -188,18 +188,15 @@ def test_a_write_that_fails_for_lack_of_space_names_it_and_leaves_nothing(projec
     assert run.returncode == 1
     assert "Could not write dataset 'validated_train' to " in out
     assert "validated_train.parquet: File too large (errno EFBIG)" in out
-    assert (
-        snapshot(project) == {}
-        and not (project / "data" / "runs").exists()
-        or not any((project / "data" / "runs").iterdir())
-    )
+    assert snapshot(project) == {}  # nothing under data/: no output, no run folder, no record
+    assert not (project / "data" / "runs").exists() or not any((project / "data" / "runs").iterdir())
 
 
 def test_sigkill_mid_epoch_loses_nothing_and_the_next_run_cleans_up(project):
     first = kedro(project, "run", "--pipelines", "conv", "--params", "conv.epochs=1")
     assert first.returncode == 0, first.stderr[-3000:]
     before = snapshot(project)
-    good_model = latest_record(project)["outputs"]["conv.model"]
+    good_model = latest_record(project).outputs["conv.model"]
 
     run = run_kedro(
         project, "--pipelines", "conv", "--params", "conv.epochs=500", stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -211,14 +208,14 @@ def test_sigkill_mid_epoch_loses_nothing_and_the_next_run_cleans_up(project):
     after = snapshot(project)
     assert {k: v for k, v in after.items() if k in before} == before
     assert set(after) - set(before)  # it had written its data processing outputs
-    assert latest_record(project)["outputs"]["conv.model"] == good_model  # never "latest"
+    assert latest_record(project).outputs["conv.model"] == good_model  # never "latest"
 
     # A predict-only run now reads the last complete run's model, and removes the killed run's files.
     again = kedro(project, "run", "--pipelines", "conv", "--tags", "data_processing,predict")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Removed what the interrupted run" in output(again)
-    assert latest_record(project)["reads"]["conv.model"] == Path(good_model).parent.name
-    newest = latest_record(project)["run_id"]
+    assert latest_record(project).reads["conv.model"] == Path(good_model).parent.name
+    newest = latest_record(project).run_id
     for path in snapshot(project):  # the killed run's files are gone: all is from complete runs
         assert path in before or newest in path, path
     assert_no_leftovers(project)
@@ -251,12 +248,12 @@ def test_sigkill_mid_write_never_serves_the_half_written_file(project):
 
     again = kedro(project, "run", "--pipelines", "centroid", "--tags", "data_processing,predict")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert latest_record(project)["reads"]["centroid.model"] == good["run_id"]
-    submission = project / latest_record(project)["outputs"]["centroid.submission"]
-    assert submission.read_bytes() == (project / good["outputs"]["centroid.submission"]).read_bytes()
+    assert latest_record(project).reads["centroid.model"] == good.run_id
+    submission = project / latest_record(project).outputs["centroid.submission"]
+    assert submission.read_bytes() == (project / good.outputs["centroid.submission"]).read_bytes()
     assert_no_leftovers(project)
     models = sorted((project / "data" / "06_models" / "centroid" / "model.pt").iterdir())
-    assert [m.name for m in models] == [good["run_id"]]
+    assert [m.name for m in models] == [good.run_id]
 
 
 def test_two_runs_at_once_keep_their_own_outputs(project):
@@ -282,8 +279,8 @@ def test_two_runs_at_once_keep_their_own_outputs(project):
     solution = pd.read_csv(RAW_DIR / "solution.csv")["Label"].to_numpy()
     distances = set()
     for record in records:
-        outputs = {name: project / path for name, path in record["outputs"].items()}
-        assert {path.parent.name for path in outputs.values()} == {record["run_id"]}  # one version per run
+        outputs = {name: project / path for name, path in record.outputs.items()}
+        assert {path.parent.name for path in outputs.values()} == {record.run_id}  # one version per run
         model = TorchModelDataset(filepath=str(outputs["centroid.model"])).load()
         distances.add(model.options["distance"])
         predicted = model(test).argmax(1).numpy()
@@ -291,8 +288,8 @@ def test_two_runs_at_once_keep_their_own_outputs(project):
         assert (predicted == submission).all()  # each submission comes from its own run's model
         score = json.loads(outputs["centroid.test_score"].read_text())["accuracy"]
         assert score == pytest.approx((submission == solution).mean())
-        assert record["metrics"]["centroid"]["test_score"] == pytest.approx(score, abs=1e-4)
-        assert record["parameters"]["centroid"]["model"]["distance"] == model.options["distance"]
+        assert record.metrics["centroid"]["test_score"] == pytest.approx(score, abs=1e-4)
+        assert record.parameters["centroid"]["model"]["distance"] == model.options["distance"]
     assert distances == {"euclidean", "cosine"}
 
 
@@ -349,8 +346,8 @@ def test_load_versions_remakes_a_past_submission(project):
     second = kedro(project, "run", "--pipelines", "conv", "--params", "conv.epochs=1,conv.seed=1")
     assert first.returncode == second.returncode == 0, second.stderr[-3000:]
     old, new = RunStore(project / "data" / "runs").complete()[::-1]
-    first_submission = (project / old["outputs"]["conv.submission"]).read_bytes()
-    assert first_submission != (project / new["outputs"]["conv.submission"]).read_bytes()
+    first_submission = (project / old.outputs["conv.submission"]).read_bytes()
+    assert first_submission != (project / new.outputs["conv.submission"]).read_bytes()
 
     again = kedro(
         project,
@@ -360,12 +357,12 @@ def test_load_versions_remakes_a_past_submission(project):
         "--tags",
         "data_processing,predict",
         "--load-versions",
-        f"conv.model:{old['run_id']}",
+        f"conv.model:{old.run_id}",
     )
     assert again.returncode == 0, again.stderr[-3000:]
     remade = latest_record(project)
-    assert "conv.model" not in remade["outputs"] and remade["reads"] == {"conv.model": old["run_id"]}
-    assert (project / remade["outputs"]["conv.submission"]).read_bytes() == first_submission
+    assert "conv.model" not in remade.outputs and remade.reads == {"conv.model": old.run_id}
+    assert (project / remade.outputs["conv.submission"]).read_bytes() == first_submission
 
 
 def test_a_model_carries_its_preprocessing_into_a_predict_run(project):
@@ -383,7 +380,7 @@ def test_a_model_carries_its_preprocessing_into_a_predict_run(project):
     again = kedro(project, "run", "--pipelines", "centroid", "--tags", "data_processing,predict")
     assert again.returncode == 0, again.stderr[-3000:]
     second = latest_record(project)
-    assert second["reads"]["centroid.model"] == first["run_id"]
-    assert (project / second["outputs"]["centroid.submission"]).read_bytes() == (
-        project / first["outputs"]["centroid.submission"]
+    assert second.reads["centroid.model"] == first.run_id
+    assert (project / second.outputs["centroid.submission"]).read_bytes() == (
+        project / first.outputs["centroid.submission"]
     ).read_bytes()

@@ -5,8 +5,9 @@ import hashlib
 import pandas as pd
 import pytest
 import torch
-from kedro.io import DatasetError, Version
+from kedro.io import DatasetError
 
+from digit_recognizer.framework import RunDataset
 from digit_recognizer.framework.datasets import KaggleCSVDataset, TorchModelDataset
 from digit_recognizer.ml.models import Preprocessing, build_model
 
@@ -105,16 +106,19 @@ class TestTorchModelDataset:
         model.eval()
         assert torch.equal(model(images), loaded(images))
 
-    def test_versions_are_kept(self, tmp_path):
-        path = str(tmp_path / "model.pt")
-        first = TorchModelDataset(filepath=path, version=Version(None, "2026-01-01T00.00.00.000Z"))
-        first.save(_model("linear"))
-        TorchModelDataset(filepath=path, version=Version(None, "2026-01-02T00.00.00.000Z")).save(_model("mlp"))
-        assert TorchModelDataset(filepath=path, version=Version(None, None)).load().architecture == "mlp"
-        assert (
-            TorchModelDataset(filepath=path, version=Version("2026-01-01T00.00.00.000Z", None)).load().architecture
-            == "linear"
-        )
+    def test_versions_are_kept_by_the_run_dataset_around_it(self, tmp_path):
+        def versioned(load=None, save=None) -> RunDataset:
+            dataset = RunDataset(
+                filepath=str(tmp_path / "model.pt"), dataset=f"{TorchModelDataset.__module__}.TorchModelDataset"
+            )
+            if save:
+                dataset.bind("conv.model", load, save, journal=None)
+            return dataset
+
+        versioned(save="2026-01-01T00.00.00.000Z").save(_model("linear"))
+        versioned(save="2026-01-02T00.00.00.000Z").save(_model("mlp"))
+        assert versioned().load().architecture == "mlp"
+        assert versioned("2026-01-01T00.00.00.000Z", "2026-01-03T00.00.00.000Z").load().architecture == "linear"
 
     def test_truncated_file_gives_a_clear_error(self, tmp_path):
         path = tmp_path / "model.pt"

@@ -9,6 +9,8 @@ import pytest
 from digit_recognizer.runstore import LiveRun, RunStore
 from digit_recognizer.runstore.retention import main, prune
 
+from .conftest import run_record
+
 RUNS = [f"2026-11-2{d}T01.00.00.000Z" for d in range(1, 6)]
 
 
@@ -24,7 +26,7 @@ def make_run(data: Path, run_id: str, outputs: dict[str, str], commit: bool = Tr
         path.write_text(f"{name} of {run_id}")
         written[name] = str(path.relative_to(data.parent))
     if commit:
-        run.commit({"run_id": run_id, "outputs": written})
+        run.commit(run_record(run_id, outputs=written))
     return run
 
 

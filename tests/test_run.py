@@ -113,12 +113,12 @@ def test_ensemble_is_re_averaged_from_earlier_members_without_training(project):
     store = RunStore(project / "data" / "runs")
     latest, trained = store.complete()
     assert "Training cnn" not in again.stdout + again.stderr
-    assert set(latest["reads"]) == {
+    assert set(latest.reads) == {
         f"{m}_{what}"
         for m in ("cnn", "cnn_seed1", "cnn_seed2")
         for what in ("validation_probabilities", "test_probabilities", "summary")
-    } and set(latest["reads"].values()) == {trained["run_id"]}
-    assert all(name.startswith("ensemble") for name in latest["outputs"])
-    assert latest["metrics"]["ensemble"]["submitted"] == "mean of cnn, cnn_seed2"
-    leaderboard = pd.read_csv(project / latest["outputs"]["ensemble.leaderboard"])
+    } and set(latest.reads.values()) == {trained.run_id}
+    assert all(name.startswith("ensemble") for name in latest.outputs)
+    assert latest.metrics["ensemble"]["submitted"] == "mean of cnn, cnn_seed2"
+    leaderboard = pd.read_csv(project / latest.outputs["ensemble.leaderboard"])
     assert sorted(leaderboard["member"]) == ["cnn", "cnn_seed2", "ensemble"]

@@ -16,6 +16,8 @@ import pytest
 from digit_recognizer.runstore import LiveRun, RunStore, WriteError, atomic_write
 from digit_recognizer.runstore.cli import main
 
+from .conftest import run_record
+
 RUN = "2026-11-27T02.30.00.000Z"
 
 
@@ -115,19 +117,13 @@ def test_runs_command_lists_and_finds_the_latest_submission(tmp_path, capsys):
         run = LiveRun(RunStore(root), run_id)
         run.start({})
         path = f"data/07_model_output/conv/submission.csv/{run_id}/submission.csv"
-        run.commit(
-            {
-                "run_id": run_id,
-                "pipelines": ["conv"],
-                "outputs": {"conv.submission": path},
-                "metrics": {"conv": {"test_score": score}},
-            }
-        )
+        run.commit(run_record(run_id, outputs={"conv.submission": path}, metrics={"conv": {"test_score": score}}))
     LiveRun(RunStore(root), "2026-11-28T02.30.00.000Z").start({})  # in progress: not the latest
     assert main(["--runs-dir", str(root), "latest", "--submission", "conv"]) == 0
     assert capsys.readouterr().out.strip() == f"data/07_model_output/conv/submission.csv/{RUN}/submission.csv"
     assert main(["--runs-dir", str(root), "pin", RUN]) == 0
     main(["--runs-dir", str(root), "list"])
     lines = capsys.readouterr().out.splitlines()[1:]
-    assert lines[0].startswith(RUN) and "conv 0.9900 (pinned)" in lines[0] and len(lines) == 2
+    assert lines[0] == "2026-11-28T02.30.00.000Z  live: running now"
+    assert lines[1].startswith(RUN) and "conv 0.9900 (pinned)" in lines[1] and len(lines) == 3
     assert main(["--runs-dir", str(root), "latest", "--submission", "mlp"]) == 1

@@ -5,19 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 from copy import deepcopy
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-import fsspec
 import pandas as pd
-from kedro.io.core import (
-    AbstractDataset,
-    AbstractVersionedDataset,
-    DatasetError,
-    Version,
-    get_filepath_str,
-    get_protocol_and_path,
-)
+from kedro.io.core import AbstractDataset, DatasetError
 from kedro_datasets._typing import JSONPreview, TablePreview
 
 # A Kaggle row is at most 784 pixels of "255," plus a label: about 3,200 characters.
@@ -165,43 +157,35 @@ MODEL_FORMAT = "digit-recognizer-model"
 MODEL_FORMAT_VERSION = 2  # 2: the preprocessing travels with the model
 
 
-class TorchModelDataset(AbstractVersionedDataset[Any, Any]):
+class TorchModelDataset(AbstractDataset[Any, Any]):
     """A trained model: its architecture, options, preprocessing and weights in one file.
 
     Loading rebuilds the model with :func:`digit_recognizer.ml.models.build_model`, loads the
     weights and restores ``model.preprocessing`` (how raw pixels become its input), so a model
-    file is usable without knowing how it was made. Within a run, the run's hooks write it
-    through a temporary name (see :mod:`digit_recognizer.runs`).
+    file is usable without knowing how it was made. Versions come from wrapping it in a
+    :class:`~digit_recognizer.framework.run_dataset.RunDataset`:
+
+    .. code-block:: yaml
+
+        conv.model:
+          type: digit_recognizer.framework.RunDataset
+          filepath: data/06_models/conv/model.pt
+          dataset: digit_recognizer.framework.datasets.TorchModelDataset
     """
 
-    def __init__(
-        self,
-        *,
-        filepath: str,
-        version: Version | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        protocol, path = get_protocol_and_path(filepath, version)
-        if protocol != "file":
-            raise DatasetError(f"TorchModelDataset stores models on the local disk only, not '{protocol}://'.")
-        self._fs = fsspec.filesystem("file")
+    def __init__(self, *, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = Path(filepath)
         self.metadata = metadata
-        super().__init__(
-            filepath=PurePosixPath(path),
-            version=version,
-            exists_function=self._fs.exists,
-            glob_function=self._fs.glob,
-        )
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._filepath, "version": self._version}
+        return {"filepath": str(self._filepath)}
 
     def load(self) -> Any:
         import torch
 
         from digit_recognizer.ml.models import Preprocessing, build_model
 
-        path = Path(get_filepath_str(self._get_load_path(), "file"))
+        path = self._filepath
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except FileNotFoundError:
@@ -231,7 +215,7 @@ class TorchModelDataset(AbstractVersionedDataset[Any, Any]):
 
         from digit_recognizer.ml.models import Preprocessing
 
-        path = Path(get_filepath_str(self._get_save_path(), "file"))
+        path = self._filepath
         path.parent.mkdir(parents=True, exist_ok=True)
         preprocessing = getattr(data, "preprocessing", None)
         if not isinstance(preprocessing, Preprocessing):
@@ -250,7 +234,7 @@ class TorchModelDataset(AbstractVersionedDataset[Any, Any]):
         torch.save(payload, path)
 
     def preview(self) -> JSONPreview:
-        """Architecture, options and size of the latest model, for kedro-viz."""
+        """Architecture, options and size of the model, for kedro-viz."""
         from digit_recognizer.ml.models import count_parameters
 
         model = self.load()
@@ -263,8 +247,4 @@ class TorchModelDataset(AbstractVersionedDataset[Any, Any]):
         return JSONPreview(json.dumps(summary))
 
     def _exists(self) -> bool:
-        try:
-            path = get_filepath_str(self._get_load_path(), "file")
-        except DatasetError:
-            return False
-        return self._fs.exists(path)
+        return self._filepath.is_file()

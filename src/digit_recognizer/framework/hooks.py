@@ -1,9 +1,19 @@
-"""Hooks that make a ``kedro run`` all-or-nothing, record it, and tell the user where things went."""
+"""Hooks that make a ``kedro run`` one run: checked first, versioned together, committed last.
+
+* Parameters are checked before the catalog is built (:func:`~digit_recognizer.config.check_parameters`).
+* Every :class:`~digit_recognizer.framework.run_dataset.RunDataset` of the pipeline is bound to
+  the run: it saves under the run's id, atomically, noting each folder in the run's journal, and
+  loads what :func:`~digit_recognizer.framework.versions.plan_versions` says.
+* The run holds a lock from before its first write (:class:`~digit_recognizer.runstore.LiveRun`);
+  a run that raises deletes what it wrote, and what dead runs left is deleted before it starts.
+* Its last write is its record (:class:`~digit_recognizer.runstore.RunRecord`), filled from the
+  datasets the catalog declares (``metadata: {digit_recognizer: {record: input | metrics |
+  history}}``); then a short summary: the leaderboard, the submissions and where the record is.
+"""
 
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
 import os
 import platform
@@ -17,167 +27,101 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 from kedro.framework.project import pipelines
-from kedro.io.core import DatasetError
 from kedro.pipeline import Pipeline
 
 from digit_recognizer import __version__
 from digit_recognizer.config import check_parameters
-from digit_recognizer.framework.kedro_compat import (
-    end_redirect,
-    local_versioned,
-    pin,
-    pinned_load,
-    redirect_save,
-    versioned_file,
-)
-from digit_recognizer.runstore import (
-    JOIN_VARIABLE,
-    LiveRun,
-    RunPart,
-    RunStateError,
-    RunStore,
-    atomic_write,
-    iso_time,
-    part_name,
-)
+from digit_recognizer.framework.kedro_compat import unwrap
+from digit_recognizer.framework.run_dataset import RunDataset
+from digit_recognizer.framework.versions import plan_versions
+from digit_recognizer.runstore import JOIN_VARIABLE, LiveRun, RunPart, RunRecord, RunStateError, RunStore, iso_time
+from digit_recognizer.runstore.store import part_name
 
 logger = logging.getLogger(__name__)
 
-ANNOUNCED_SUFFIXES = (".submission", ".model", "leaderboard")
-RAW_PREFIX = "raw_"
+METADATA_KEY = "digit_recognizer"  # catalog metadata: {record: input | metrics | history, key: ..., announce: true}
 
 
 class RunHooks:
-    """One ``kedro run`` is one run: checked first, written under one version, committed last.
-
-    * Parameters are checked before the catalog is built (:func:`check_parameters`).
-    * Every versioned dataset the run writes gets the run's version, through a temporary name
-      renamed into place (:func:`atomic_write`); every dataset it only reads comes from the
-      latest *complete* run that wrote it, or the version given with ``--load-versions``.
-    * The run holds a lock (:class:`LiveRun`) from before its first write; a run that raises
-      deletes what it wrote, and what killed runs left is deleted before this one starts.
-    * The run's last write is its record, ``data/runs/<run id>/run.json``; then a short
-      summary: this run's leaderboard, its submissions and where the record is.
-    """
+    """One ``kedro run`` (or one task of a scheduled run) is one run of the run store."""
 
     def __init__(self) -> None:
-        self._reset()
-
-    def _reset(self) -> None:
         self._project = Path.cwd()
         self._parameters: dict[str, Any] = {}
-        self._run_id = ""
         self._live: LiveRun | None = None
-        self._inputs: dict[str, dict[str, Any]] = {}
+        self._start("")
+
+    def _start(self, run_id: str) -> None:
+        """Forgets the previous run (a notebook runs several in one process)."""
+        self._run_id = run_id
+        self._started = time.time()
+        self._datasets: dict[str, RunDataset] = {}
+        self._roles: dict[str, dict[str, Any]] = {}  # dataset -> its catalog metadata under METADATA_KEY
         self._reads: dict[str, str] = {}
+        self._inputs: dict[str, dict[str, Any]] = {}
         self._outputs: dict[str, Path] = {}
-        self._summaries: dict[str, dict[str, Any]] = {}
+        self._metrics: dict[str, dict[str, Any]] = {}
+        self._histories: dict[str, str] = {}
         self._nodes: list[dict[str, Any]] = []
         self._node_started: dict[str, float] = {}
-        self._started = 0.0
-
-    @property
-    def store(self) -> RunStore:
-        return RunStore(self._project / "data" / "runs")
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        self._reset()
         self._project = Path(context.project_path)
         self._parameters = check_parameters(_plain(context.config_loader["parameters"]))  # defaults filled in
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        self._started = time.time()
         joined = os.environ.get(JOIN_VARIABLE)
-        self._run_id = joined or run_params["run_id"]
-        store = self.store
+        self._start(joined or run_params["run_id"])
+        store = RunStore.at(self._project)
         for run_id, removed in store.remove_dead():
             logger.warning("Removed what the interrupted run %s left: %d folders", run_id, len(removed))
-        # a part of an open run reads what earlier parts of that run wrote, never another run's
-        earlier = self._earlier_parts(store, joined, run_params) if joined else {}
-        produced = pipeline.all_outputs()
-        missing, not_yet = [], []
-        for name in sorted(pipeline.datasets()):
-            dataset = local_versioned(catalog, name)
-            if dataset is None:
-                continue
-            if name in produced:
-                pin(dataset, self._run_id, self._run_id)
-                self._guard(name, dataset)
-            elif name in earlier:
-                if earlier[name] is None:
-                    not_yet.append(name)
-                pin(dataset, self._run_id, self._run_id)
-                self._reads[name] = self._run_id  # the run's own; left out of the closed run's record
-            elif pinned_load(dataset):
-                self._reads[name] = pinned_load(dataset)
-            else:
-                record = store.latest(name)
-                if record is None:
-                    missing.append(name)
-                    continue
-                pin(dataset, record["run_id"], self._run_id)
-                self._reads[name] = record["run_id"]
-        if not_yet:
-            raise DatasetError(
-                f"Run {joined} has not written {', '.join(not_yet)} yet: the task that makes it must finish "
-                "before this one starts (a part never reads another run's version)."
-            )
-        if missing:
-            raise DatasetError(
-                f"No complete run has written {', '.join(missing)} yet (runs are listed in {store.root}); "
-                "run the pipeline that makes it first, or pass --load-versions NAME:VERSION."
-            )
-        if "run" in pipeline.inputs():
-            catalog.get("run").save({"run_id": self._run_id})  # the catalog's in-memory "run" entry
+
+        declared = {name: catalog.get(name) for name in pipeline.datasets() if _in_catalog(catalog, name)}
+        self._datasets = {name: ds for name, d in declared.items() if isinstance(ds := unwrap(d), RunDataset)}
+        self._roles = {name: (getattr(d, "metadata", None) or {}).get(METADATA_KEY, {}) for name, d in declared.items()}
+        plan = plan_versions(
+            self._run_id,
+            self._datasets,
+            pipeline.all_outputs(),
+            run_params.get("load_versions") or {},
+            lambda name: getattr(store.latest(name), "run_id", None),
+            earlier_parts=_earlier_parts(store, joined, run_params) if joined else None,
+        )
+        self._reads = plan.reads
         if joined:
             self._live = RunPart(store, joined, part_name(node.name for node in pipeline.nodes))
         else:
             self._live = LiveRun(store, self._run_id)
         self._live.start(self._reads)
-
-    @staticmethod
-    def _earlier_parts(store: RunStore, run_id: str, run_params: dict[str, Any]) -> dict[str, str | None]:
-        """Datasets the open run makes: the run's id where an earlier part wrote it, else None."""
-        info = store.open_info(run_id)
-        names = run_params.get("pipeline_names") or ["__default__"]
-        if names != info.get("pipelines"):
-            raise RunStateError(f"run {run_id} runs the pipelines {info.get('pipelines')}, not {names}")
-        whole = sum((pipelines[name] for name in names), start=Pipeline([]))
-        makes: dict[str, str | None] = dict.fromkeys(whole.only_nodes(*info["nodes"]).all_outputs())
-        for record in store.parts(run_id).values():
-            makes.update(dict.fromkeys(record.get("outputs", {}), run_id))
-        return makes
-
-    def _guard(self, name: str, dataset: Any) -> None:
-        """Every save of ``dataset`` goes to a temporary name first, noted in the run's journal."""
-        save = dataset.save
-
-        def atomic_save(data: Any) -> None:
-            final = versioned_file(dataset, self._run_id)
-            if self._live is not None:
-                self._live.journal(final.parent)
-            with atomic_write(final, f"dataset '{name}'") as temporary:
-                redirect_save(dataset, temporary)
-                try:
-                    save(data)
-                finally:
-                    end_redirect(dataset)
-            self._outputs[name] = final
-
-        dataset.save = atomic_save
+        for name, dataset in self._datasets.items():
+            dataset.bind(name, plan.loads[name], self._run_id, self._live.journal)
+        if "run" in pipeline.inputs():
+            catalog.get("run").save({"run_id": self._run_id})  # the catalog's in-memory "run" entry
 
     @hook_impl
     def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
-        if dataset_name.startswith(RAW_PREFIX) and data is not None and "source" in getattr(data, "attrs", {}):
-            self._inputs[dataset_name] = _describe_file(Path(data.attrs["source"]))
+        attrs = getattr(data, "attrs", {})
+        if self._roles.get(dataset_name, {}).get("record") == "input" and "source" in attrs:
+            self._inputs[dataset_name] = {
+                "path": attrs["source"],
+                "bytes": attrs["bytes"],
+                "sha256": attrs["sha256"],
+                "rows": len(data),
+            }
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
-        if dataset_name.endswith("_summary") and isinstance(data, dict):
-            self._summaries[dataset_name.removesuffix("_summary")] = data
-        if dataset_name.endswith(ANNOUNCED_SUFFIXES) and dataset_name in self._outputs:
+        if dataset_name in self._datasets:
+            self._outputs[dataset_name] = self._datasets[dataset_name].file(self._run_id)
+        role = self._roles.get(dataset_name, {})
+        key = role.get("key", dataset_name)
+        if role.get("record") == "metrics" and isinstance(data, dict):
+            self._metrics[key] = data
+        elif role.get("record") == "history":
+            self._histories[key] = dataset_name
+        if role.get("announce") and dataset_name in self._outputs:
             logger.info("Wrote %s to %s", dataset_name, self._relative(self._outputs[dataset_name]))
 
     @hook_impl
@@ -205,7 +149,7 @@ class RunHooks:
                 "Part %s of run %s done in %.1f s (%s); the run is complete once it is closed.",
                 part.part,
                 self._run_id,
-                record["seconds"],
+                record.seconds,
                 self._relative(path),
             )
             return
@@ -246,51 +190,40 @@ class RunHooks:
         except ValueError:
             return str(path)
 
-    def _record(self, run_params: dict[str, Any], pipeline: Any) -> dict[str, Any]:
+    def _record(self, run_params: dict[str, Any], pipeline: Any) -> RunRecord:
         finished = time.time()
-        return {
-            "run_id": self._run_id,
-            "status": "complete",
-            "started": iso_time(self._started),
-            "finished": iso_time(finished),
-            "seconds": round(finished - self._started, 3),
-            "pipelines": run_params.get("pipeline_names") or ["__default__"],
-            "tags": run_params.get("tags"),
-            "env": run_params.get("env"),
-            "runtime_params": run_params.get("runtime_params") or {},
-            "nodes": sorted(node.name for node in pipeline.nodes),
-            "host": socket.gethostname(),
-            "versions": {
+        folders = {str(Path(found["path"]).parent) for found in self._inputs.values()}
+        return RunRecord(
+            run_id=self._run_id,
+            started=iso_time(self._started),
+            finished=iso_time(finished),
+            seconds=round(finished - self._started, 3),
+            pipelines=run_params.get("pipeline_names") or ["__default__"],
+            parameters=self._parameters,
+            tags=run_params.get("tags"),
+            env=run_params.get("env"),
+            runtime_params=run_params.get("runtime_params") or {},
+            nodes=sorted(node.name for node in pipeline.nodes),
+            host=socket.gethostname(),
+            versions={
                 "digit_recognizer": __version__,
                 "git_commit": _git_commit(self._project),
                 "python": platform.python_version(),
                 "kedro": run_params.get("kedro_version"),
-                "torch": _torch_version(),
+                "torch": getattr(sys.modules.get("torch"), "__version__", None),
             },
-            "parameters": self._parameters,
-            "raw_dir": str(Path(self._inputs["raw_train"]["path"]).parent) if "raw_train" in self._inputs else None,
-            "inputs": self._inputs,
-            "reads": self._reads,
-            "outputs": {name: self._relative(path) for name, path in sorted(self._outputs.items())},
-            "metrics": self._summaries,
-            "timings": {"peak_rss_mb": round(_peak_rss_mb(), 1), "nodes": self._nodes},
-        }
+            raw_dir=folders.pop() if len(folders) == 1 else None,
+            inputs=self._inputs,
+            reads=self._reads,
+            outputs={name: self._relative(path) for name, path in sorted(self._outputs.items())},
+            metrics=self._metrics,
+            histories=self._histories,
+            timings={"peak_rss_mb": round(_peak_rss_mb(), 1), "nodes": self._nodes},
+        )
 
-    def _announce(self, record: dict[str, Any], path: Path) -> None:
+    def _announce(self, record: RunRecord, path: Path) -> None:
         """This run's leaderboard, its submissions and where to look, as the run's last lines."""
-        lines = [f"Run {record['run_id']} complete in {record['seconds']:.1f} s."]
-        rows = sorted(self._summaries.items(), key=lambda item: -(item[1].get("validation_accuracy") or 0))
-        if rows:
-            lines.append(f"  {'architecture':<14}{'validation':>11}{'test':>8}{'parameters':>12}{'training':>10}")
-            for arch, row in rows:
-                test = row.get("test_score")
-                lines.append(
-                    f"  {arch:<14}{row['validation_accuracy']:>11.4f}{'-' if test is None else f'{test:.4f}':>8}"
-                    f"{row['parameters']:>12,}{row['training_seconds']:>9.1f}s"
-                )
-        for name, output in record["outputs"].items():
-            if name.endswith(".submission"):
-                lines.append(f"  submission {name.removesuffix('.submission')}: {output}")
+        lines = [f"Run {record.run_id} complete in {record.seconds:.1f} s.", *record.leaderboard_lines()]
         lines.append(f"  run record: {self._relative(path)}")
         slowest = sorted(self._nodes, key=lambda n: n["seconds"], reverse=True)[:3]
         if slowest:
@@ -304,6 +237,23 @@ class RunHooks:
             logger.info(line)
 
 
+def _in_catalog(catalog: Any, name: str) -> bool:
+    return name != "parameters" and not name.startswith("params:") and name in catalog
+
+
+def _earlier_parts(store: RunStore, run_id: str, run_params: dict[str, Any]) -> dict[str, str | None]:
+    """Datasets the open run makes: the run's id where an earlier part wrote it, else None."""
+    info = store.open_info(run_id)
+    names = run_params.get("pipeline_names") or ["__default__"]
+    if names != info.get("pipelines"):
+        raise RunStateError(f"run {run_id} runs the pipelines {info.get('pipelines')}, not {names}")
+    whole = sum((pipelines[name] for name in names), start=Pipeline([]))
+    makes: dict[str, str | None] = dict.fromkeys(whole.only_nodes(*info["nodes"]).all_outputs())
+    for record in store.parts(run_id).values():
+        makes.update(dict.fromkeys(record.outputs, run_id))
+    return makes
+
+
 def _plain(value: Any) -> Any:
     """Config values as plain dicts and lists (OmegaConf containers become JSON-ready)."""
     if isinstance(value, dict):
@@ -313,14 +263,6 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "model_dump"):
         return value.model_dump()
     return value
-
-
-def _describe_file(path: Path) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
 def _git_commit(project: Path) -> str | None:
@@ -333,11 +275,6 @@ def _git_commit(project: Path) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return found.stdout.strip() or None
-
-
-def _torch_version() -> str | None:
-    torch = sys.modules.get("torch")
-    return getattr(torch, "__version__", None)
 
 
 def _peak_rss_mb() -> float:

@@ -14,8 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from digit_recognizer.runstore import RunRecord
+
 MAX_PARAM_LENGTH = 250  # MLflow's limit on a parameter's value
 HISTORY = ("train_loss", "valid_loss", "accuracy")
+ARTIFACT_SUFFIXES = (".png", ".pt", ".csv")  # plots, models, submissions and leaderboards
 FINAL = ("validation_accuracy", "validation_loss", "test_score", "training_seconds", "parameters")
 
 
@@ -31,7 +34,7 @@ def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def log_run(record: dict[str, Any], record_path: Path, project: Path) -> str | None:
+def log_run(record: RunRecord, record_path: Path, project: Path) -> str | None:
     """Logs the run into MLflow's active run (kedro-mlflow's); returns its id, or None if none is active."""
     import mlflow
     from mlflow.entities import Metric
@@ -41,35 +44,33 @@ def log_run(record: dict[str, Any], record_path: Path, project: Path) -> str | N
         return None
     client = mlflow.MlflowClient()
     run_id = active.info.run_id
-    params = {k: v for k, v in flatten(record["parameters"]).items() if len(str(v)) <= MAX_PARAM_LENGTH}
+    params = {k: v for k, v in flatten(record.parameters).items() if len(str(v)) <= MAX_PARAM_LENGTH}
     items = list(params.items())
     for start in range(0, len(items), 100):  # MLflow takes at most 100 parameters a call
         mlflow.log_params(dict(items[start : start + 100]))
-    mlflow.set_tags({"digit_recognizer.run_id": record["run_id"], "git_commit": record["versions"]["git_commit"] or ""})
+    mlflow.set_tags({"digit_recognizer.run_id": record.run_id, "git_commit": record.versions.get("git_commit") or ""})
 
     now = int(time.time() * 1000)
     metrics = [
         Metric(f"{name}.{key}", float(row[key]), now, 0)
-        for name, row in record["metrics"].items()
+        for name, row in record.metrics.items()
         for key in FINAL
         if row.get(key) is not None
     ]
-    for output, path in record["outputs"].items():
-        if output.endswith(".training_history"):
-            name = output.removesuffix(".training_history")
-            epochs = json.loads((project / path).read_text())["epochs"]
-            metrics += [
-                Metric(f"{name}.{key}", float(epoch[key]), now, int(epoch["epoch"]))
-                for epoch in epochs
-                for key in HISTORY
-                if epoch.get(key) == epoch.get(key)  # NaN: not measured (no validation rows in a refit)
-            ]
+    for name, output in record.histories.items():
+        epochs = json.loads((project / record.outputs[output]).read_text())["epochs"]
+        metrics += [
+            Metric(f"{name}.{key}", float(epoch[key]), now, int(epoch["epoch"]))
+            for epoch in epochs
+            for key in HISTORY
+            if epoch.get(key) == epoch.get(key)  # NaN: not measured (no validation rows in a refit)
+        ]
     for start in range(0, len(metrics), 1000):  # and at most 1,000 metrics
         client.log_batch(run_id, metrics=metrics[start : start + 1000])
 
     mlflow.log_artifact(str(record_path))
-    for output, path in record["outputs"].items():
-        if path.endswith((".png", ".pt")) or output.endswith(("leaderboard", ".submission")):
+    for output, path in record.outputs.items():
+        if Path(path).suffix in ARTIFACT_SUFFIXES:
             folder = output.split(".")[0] if "." in output else ""
             mlflow.log_artifact(str(project / path), artifact_path=folder or None)
     return run_id

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from digit_recognizer.runstore import JOIN_VARIABLE, RunIncompleteError, RunStore
+from digit_recognizer.runstore import JOIN_VARIABLE, RunIncompleteError, RunRecord, RunStore
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def open_run(
     """Opens a run that will run ``nodes`` of ``pipeline``; returns its id for the tasks."""
     from kedro.io.core import generate_timestamp
 
-    store = RunStore(project_path(project) / "data" / "runs")
+    store = RunStore.at(project_path(project))
     info = {
         "pipelines": [pipeline],
         "nodes": sorted(nodes),
@@ -174,27 +174,20 @@ def close_run(run_id: str, project: str | os.PathLike[str] | None = None) -> Pat
     digit_recognizer.runs abort RUN_ID``.
     """
     folder = project_path(project)
-    store = RunStore(folder / "data" / "runs")
+    store = RunStore.at(folder)
     try:
         record, path = store.close_run(run_id)
     except RunIncompleteError as exc:
         removed = store.abort_run(run_id)
         raise RunIncompleteError(f"{exc}; aborted it and deleted the {len(removed)} version folders it wrote") from exc
     logger.info("Closed run %s: %s", run_id, path.relative_to(folder))
-    for name, row in sorted(record["metrics"].items()):
-        if "validation_accuracy" in row:
-            test = row.get("test_score")
-            logger.info(
-                "  %-12s validation %.4f, test %s", name, row["validation_accuracy"], "-" if test is None else test
-            )
-    for name, output in record["outputs"].items():
-        if name.endswith(".submission"):
-            logger.info("  submission %s: %s", name.removesuffix(".submission"), output)
+    for line in record.leaderboard_lines():
+        logger.info(line)
     _log_to_mlflow(record, path, folder)
     return path
 
 
-def _log_to_mlflow(record: dict[str, Any], path: Path, folder: Path) -> None:
+def _log_to_mlflow(record: RunRecord, path: Path, folder: Path) -> None:
     """Logs the whole run as one MLflow run where the [mlflow] extra is installed."""
     try:
         import mlflow
@@ -202,7 +195,7 @@ def _log_to_mlflow(record: dict[str, Any], path: Path, folder: Path) -> None:
         return
     from digit_recognizer.integrations import mlflow as tracking
 
-    own = folder / "conf" / (record.get("env") or "local") / "mlflow.yml"  # the run's env, else base
+    own = folder / "conf" / (record.env or "local") / "mlflow.yml"  # the run's env, else base
     settings = yaml.safe_load((own if own.is_file() else folder / "conf" / "base" / "mlflow.yml").read_text()) or {}
     server = settings.get("server", {})
     uri = str(server.get("mlflow_tracking_uri") or f"sqlite:///{folder / 'mlflow.db'}")
@@ -211,6 +204,6 @@ def _log_to_mlflow(record: dict[str, Any], path: Path, folder: Path) -> None:
     mlflow.set_tracking_uri(uri)
     experiment = settings.get("tracking", {}).get("experiment", {}).get("name") or "digit_recognizer"
     mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=f"{','.join(record['pipelines'])} {record['run_id']}"):
+    with mlflow.start_run(run_name=f"{','.join(record.pipelines)} {record.run_id}"):
         mlflow_run = tracking.log_run(record, path, folder)
     logger.info("  mlflow: logged as run %s", mlflow_run)

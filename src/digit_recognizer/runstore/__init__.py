@@ -7,20 +7,23 @@ A library of its own (no Kedro import): :mod:`.files` writes atomically and lock
 
 from digit_recognizer.runstore.files import WriteError, atomic_write, iso_time, os_reason
 from digit_recognizer.runstore.live import LiveRun, RunPart
+from digit_recognizer.runstore.record import RunRecord
 from digit_recognizer.runstore.store import (
     DEFAULT_ROOT,
     JOIN_VARIABLE,
+    ROOT_VARIABLE,
     RunIncompleteError,
+    RunState,
     RunStateError,
     RunStore,
     describe_open,
-    merge_parts,
     part_name,
 )
 
 __all__ = [
     "DEFAULT_ROOT",
     "JOIN_VARIABLE",
+    "ROOT_VARIABLE",
     "LiveRun",
     "RunIncompleteError",
     "RunPart",
@@ -30,7 +33,8 @@ __all__ = [
     "atomic_write",
     "describe_open",
     "iso_time",
-    "merge_parts",
+    "RunRecord",
+    "RunState",
     "os_reason",
     "part_name",
 ]

@@ -7,21 +7,49 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from digit_recognizer.runstore import store as _store
-from digit_recognizer.runstore.store import DEFAULT_ROOT, RunStateError, RunStore, describe_open
+from digit_recognizer.runstore.files import read_json
+from digit_recognizer.runstore.record import RunRecord
+from digit_recognizer.runstore.store import (
+    DEFAULT_ROOT,
+    OPEN,
+    ROOT_VARIABLE,
+    RunState,
+    RunStateError,
+    RunStore,
+    describe_open,
+)
 
 
-def _print_record(record: dict[str, Any], out: Callable[[str], None]) -> None:
-    out(json.dumps(record, indent=2))
+def _describe(store: RunStore, run_id: str, state: RunState) -> str:
+    """One line of ``runs list``: a complete run's pipelines and scores, an open run's scheduler, else its state."""
+    if state is RunState.COMPLETE:
+        record = store.record(run_id)
+        scores = ", ".join(f"{key} {record.score(key):.4f}" for key in record.metrics if record.score(key) is not None)
+        pinned = " (pinned)" if store.is_pinned(run_id) else ""
+        return f"{run_id}  {','.join(record.pipelines)}  {scores}{pinned}"
+    if state is RunState.OPEN:
+        info = read_json(store.root / run_id / OPEN) or {"run_id": run_id}
+        return f"{run_id}  {','.join(info.get('pipelines', []))}  {describe_open(store, info)}"
+    notes = {
+        RunState.LIVE: "running now",
+        RunState.DEAD: "dead (killed); the next run or retention deletes what it wrote",
+    }
+    return f"{run_id}  {state.value}" + (f": {notes[state]}" if state in notes else "")
+
+
+def _print_record(record: RunRecord, out: Callable[[str], None]) -> None:
+    out(json.dumps(record.to_dict(), indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m digit_recognizer.runs", description=_store.__doc__.splitlines()[0])
-    parser.add_argument("--runs-dir", type=Path, default=DEFAULT_ROOT, help="where the run folders live")
+    parser.add_argument(
+        "--runs-dir", type=Path, help=f"where the run folders live (default: ${ROOT_VARIABLE}, else {DEFAULT_ROOT})"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="complete runs, newest first")
+    commands.add_parser("list", help="every run, newest first: complete ones with their scores, and any other's state")
     latest = commands.add_parser("latest", help="the latest complete run's record")
     latest.add_argument("--submission", metavar="ARCH", help="print only the path of this architecture's submission")
     for name, text in (
@@ -33,18 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     ):
         commands.add_parser(name, help=text).add_argument("run_id")
     args = parser.parse_args(argv)
-    store = RunStore(args.runs_dir)
+    store = RunStore(args.runs_dir) if args.runs_dir else RunStore.at()
 
     if args.command == "list":
-        for record in store.complete():
-            scores = ", ".join(
-                f"{arch} {row.get('test_score') or row.get('validation_accuracy'):.4f}"
-                for arch, row in record.get("metrics", {}).items()
-            )
-            pinned = " (pinned)" if store.is_pinned(record["run_id"]) else ""
-            print(f"{record['run_id']}  {','.join(record.get('pipelines', []))}  {scores}{pinned}")
-        for info in store.open_runs():
-            print(f"{info['run_id']}  {','.join(info.get('pipelines', []))}  {describe_open(store, info)}")
+        for run_id, state in store.runs():
+            print(_describe(store, run_id, state))
         return 0
     if args.command == "latest":
         record = store.latest(f"{args.submission}.submission" if args.submission else None)
@@ -53,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no complete run{what} under {store.root}", file=sys.stderr)
             return 1
         if args.submission:
-            print(record["outputs"][f"{args.submission}.submission"])
+            print(record.submissions()[args.submission])
         else:
             _print_record(record, print)
         return 0

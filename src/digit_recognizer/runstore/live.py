@@ -7,9 +7,9 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
-from digit_recognizer.runstore.files import atomic_write, try_lock
+from digit_recognizer.runstore.files import try_lock
+from digit_recognizer.runstore.record import RunRecord
 from digit_recognizer.runstore.store import JOURNAL, LOCK, PARTS, RECORD, RunStateError, RunStore, delete_journal
 
 logger = logging.getLogger(__name__)
@@ -51,10 +51,9 @@ class LiveRun:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def commit(self, record: dict[str, Any]) -> Path:
+    def commit(self, record: RunRecord) -> Path:
         """Writes the run record, the run's last write; the run is complete from then on."""
-        with atomic_write(self.record_path, "the run record") as temporary:
-            temporary.write_text(json.dumps(record, indent=2, default=str) + "\n")
+        record.write(self.record_path)
         (self.dir / "reads.json").unlink(missing_ok=True)
         self._release()
         self.lock_path.unlink(missing_ok=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from digit_recognizer.runstore.files import size
+from digit_recognizer.runstore.record import RunRecord
 from digit_recognizer.runstore.store import RunStore, describe_open
 
 VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}\.\d{2}\.\d{2}\.\d{3}Z$")
@@ -35,10 +36,14 @@ class Pruned:
 
 
 def prune(data_dir: Path, keep: int, dry_run: bool = False) -> Pruned:
-    """Deletes complete runs beyond the newest ``keep`` (see the module's docstring for what stays)."""
+    """Deletes complete runs beyond the newest ``keep`` (see the module's docstring for what stays).
+
+    ``data_dir`` is the project's data folder: its runs are the project's run store, and
+    version folders under it that no run recorded are reported as orphans.
+    """
     if keep < 1:
         raise ValueError(f"--keep must be at least 1 (the newest run is always kept), got {keep}")
-    store = RunStore(data_dir / "runs")
+    store = RunStore.at(data_dir.parent)
     result = Pruned()
     if not dry_run:
         result.interrupted = [run_id for run_id, _ in store.remove_dead()]
@@ -47,12 +52,12 @@ def prune(data_dir: Path, keep: int, dry_run: bool = False) -> Pruned:
     latest_of_some_dataset = set()
     seen: set[str] = set()
     for record in runs:
-        fresh = set(record.get("outputs", {})) - seen
+        fresh = set(record.outputs) - seen
         if fresh:
-            latest_of_some_dataset.add(record["run_id"])
+            latest_of_some_dataset.add(record.run_id)
         seen |= fresh
     for position, record in enumerate(runs):
-        run_id = record["run_id"]
+        run_id = record.run_id
         if position < keep or run_id in latest_of_some_dataset or run_id in in_use or store.is_pinned(run_id):
             result.kept.append(run_id)
             continue
@@ -65,7 +70,7 @@ def prune(data_dir: Path, keep: int, dry_run: bool = False) -> Pruned:
     return result
 
 
-def _orphans(data_dir: Path, runs: list[dict], store: RunStore) -> list[Path]:
+def _orphans(data_dir: Path, runs: list[RunRecord], store: RunStore) -> list[Path]:
     """Version folders that belong to no run (written before runs were recorded, or by hand)."""
     known = {folder.resolve() for record in runs for folder in store.folders(record)}
     live = {live["run_id"] for live in store.live()}
@@ -98,9 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     for run_id in result.removed:
         print(f"{verb} run {run_id}")
     print(f"kept {len(result.kept)} complete runs, {verb} {len(result.removed)} ({result.freed_bytes / 1e6:.1f} MB)")
-    for info in RunStore(args.data_dir / "runs").open_runs():
+    store = RunStore.at(args.data_dir.parent)
+    for info in store.open_runs():
         print(
-            f"left alone: run {info['run_id']}, {describe_open(RunStore(args.data_dir / 'runs'), info)}; "
+            f"left alone: run {info['run_id']}, {describe_open(store, info)}; "
             "python -m digit_recognizer.runs abort RUN_ID removes it if its scheduler is done with it"
         )
     if result.orphans:

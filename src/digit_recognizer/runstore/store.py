@@ -43,17 +43,32 @@ import shutil
 import socket
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from digit_recognizer.runstore.files import atomic_write, iso_time, read_json, remove, size, try_lock
+from digit_recognizer.runstore.record import RunRecord
 
 logger = logging.getLogger(__name__)
 
 RECORD, LOCK, JOURNAL, PINNED = "run.json", "lock", "journal", "pinned"
-OPEN, PARTS = "open.json", "parts"
+OPEN, PARTS, ABORTING, DELETING = "open.json", "parts", ".aborting", ".deleting"
 DEFAULT_ROOT = Path("data") / "runs"
+ROOT_VARIABLE = "DIGIT_RECOGNIZER_RUNS_DIR"  # set: the runs live there instead of <project>/data/runs
 JOIN_VARIABLE = "DIGIT_RECOGNIZER_RUN_ID"  # set: this process is a part of that open run
+
+
+class RunState(str, Enum):
+    """What a run folder is now; :meth:`RunStore.state` tells it (docs/runs.md has the table)."""
+
+    COMPLETE = "complete"  # run.json is there: its outputs are candidates for "latest"
+    LIVE = "live"  # a process holds the run's lock and is writing
+    OPEN = "open"  # a scheduler's run (open.json), between or during its tasks
+    ABORTING = "aborting"  # an open run being aborted, by a process that holds its lock
+    DELETING = "deleting"  # a complete run being deleted by retention, which holds its lock
+    DEAD = "dead"  # no record and the lock free: killed; the next run or retention deletes it
 
 
 class RunStateError(RuntimeError):
@@ -65,62 +80,143 @@ class RunIncompleteError(RunStateError):
 
 
 class RunStore:
-    """The runs under one data folder (``data/runs``)."""
+    """The runs under one folder (by default ``<project>/data/runs``; see :meth:`at`).
 
-    def __init__(self, root: Path = DEFAULT_ROOT) -> None:
+    ``project`` is the folder that the paths in run records are relative to.
+    """
+
+    def __init__(self, root: Path, project: Path | None = None) -> None:
         self.root = Path(root)
-        self.project = self.root.parent.parent  # records name files relative to the project
+        self.project = Path(project) if project is not None else Path.cwd()
 
-    def folders(self, record: dict[str, Any]) -> list[Path]:
-        """The version folders a complete run wrote."""
-        return [(self.project / path).parent for path in record.get("outputs", {}).values()]
+    @classmethod
+    def at(cls, project: Path | str | None = None) -> RunStore:
+        """The project's run store: the one place that says where runs live.
+
+        ``$DIGIT_RECOGNIZER_RUNS_DIR`` when set (relative to the project), else ``data/runs``.
+        """
+        project = Path(project) if project is not None else Path.cwd()
+        return cls(project / os.environ.get(ROOT_VARIABLE, str(DEFAULT_ROOT)), project)
+
+    # States ----------------------------------------------------------------------------
+
+    def state(self, run_id: str) -> RunState | None:
+        """The run's state, or None when there is no such run folder."""
+        run_dir = self.root / run_id
+        if (run_dir / RECORD).exists():
+            return RunState.COMPLETE
+        if (run_dir / OPEN).exists():
+            return RunState.OPEN
+        if not run_dir.is_dir():
+            return None
+        with self._claimed(run_dir) as claimed:
+            if claimed:
+                return RunState.DEAD
+        if (run_dir / ABORTING).exists():
+            return RunState.ABORTING
+        if (run_dir / DELETING).exists():
+            return RunState.DELETING
+        return RunState.LIVE
+
+    def runs(self) -> list[tuple[str, RunState]]:
+        """Every run and its state, newest first."""
+        found = ((run_dir.name, self.state(run_dir.name)) for run_dir in self._run_dirs())
+        return [(run_id, state) for run_id, state in found if state is not None]
+
+    @contextmanager
+    def _claimed(self, run_dir: Path) -> Iterator[bool]:
+        """Holds the run's lock for the block when no process holds it (True), else False."""
+        fd = try_lock(run_dir / LOCK)
+        try:
+            yield fd is not None
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     def _run_dirs(self) -> list[Path]:
         if not self.root.is_dir():
             return []
         return sorted((d for d in self.root.iterdir() if d.is_dir() and not d.name.startswith(".")), reverse=True)
 
-    def complete(self) -> list[dict[str, Any]]:
+    # Complete runs ---------------------------------------------------------------------
+
+    def complete(self) -> list[RunRecord]:
         """The records of every complete run, newest first."""
-        records = (read_json(d / RECORD) for d in self._run_dirs())
+        records = (RunRecord.read(d / RECORD) for d in self._run_dirs())
         return [r for r in records if r is not None]
 
-    def latest(self, dataset: str | None = None) -> dict[str, Any] | None:
+    def latest(self, dataset: str | None = None) -> RunRecord | None:
         """The newest complete run (that wrote ``dataset``, when given)."""
         for record in self.complete():
-            if dataset is None or dataset in record.get("outputs", {}):
+            if dataset is None or dataset in record.outputs:
                 return record
         return None
 
-    def record(self, run_id: str) -> dict[str, Any] | None:
-        return read_json(self.root / run_id / RECORD)
+    def record(self, run_id: str) -> RunRecord | None:
+        return RunRecord.read(self.root / run_id / RECORD)
+
+    def folders(self, record: RunRecord) -> list[Path]:
+        """The version folders a complete run wrote."""
+        return [(self.project / path).parent for path in record.outputs.values()]
 
     def is_pinned(self, run_id: str) -> bool:
         return (self.root / run_id / PINNED).exists()
 
-    def _unfinished(self) -> Iterator[tuple[Path, int | None]]:
-        """Run folders without a record, each with its lock taken (a descriptor), or None while a run holds it.
+    def set_pinned(self, run_id: str, pinned: bool) -> None:
+        if self.state(run_id) is not RunState.COMPLETE:
+            raise ValueError(f"no complete run {run_id!r} under {self.root}")
+        marker = self.root / run_id / PINNED
+        marker.touch() if pinned else marker.unlink(missing_ok=True)
 
-        Open runs (made of parts) are not among them: no process holds them between tasks.
-        """
-        for run_dir in self._run_dirs():
-            if not (run_dir / RECORD).exists() and not (run_dir / OPEN).exists():
-                yield run_dir, try_lock(run_dir / LOCK)
+    def delete(self, record: RunRecord) -> int:
+        """Deletes a complete run: its outputs' version folders, then its folder. Returns bytes freed."""
+        run_dir = self.root / record.run_id
+        freed = 0
+        with self._claimed(run_dir) as claimed:
+            if not claimed:
+                raise RunStateError(f"run {record.run_id} is held by another process")
+            (run_dir / RECORD).replace(run_dir / DELETING)  # no longer complete, even if we die now
+            for path in journal_entries(run_dir) or self.folders(record):
+                freed += size(path)
+                remove(path)
+            freed += size(run_dir)
+            shutil.rmtree(run_dir, ignore_errors=True)
+        return freed
+
+    # Runs in progress ------------------------------------------------------------------
 
     def live(self) -> list[dict[str, Any]]:
-        """Runs in progress (their lock is held) and open runs: id and the versions they read."""
+        """Runs in progress and open runs: id and the versions they read (retention keeps those)."""
         found = []
-        for run_dir, fd in self._unfinished():
-            if fd is None:
-                found.append({"run_id": run_dir.name, **(read_json(run_dir / "reads.json") or {})})
-            else:
-                os.close(fd)
-        for info in self.open_runs():
-            reads: dict[str, str] = {}
-            for part in (self.root / info["run_id"] / PARTS).glob("*.json"):
-                reads.update((read_json(part) or {}).get("reads", {}))
-            found.append({"run_id": info["run_id"], "reads": reads, "open": True})
+        for run_id, state in self.runs():
+            if state is RunState.LIVE:
+                found.append({"run_id": run_id, **(read_json(self.root / run_id / "reads.json") or {})})
+            elif state is RunState.OPEN:
+                reads: dict[str, str] = {}
+                for part in self.parts(run_id).values():
+                    reads.update(part.reads)
+                found.append({"run_id": run_id, "reads": reads, "open": True})
         return found
+
+    def remove_dead(self) -> list[tuple[str, list[Path]]]:
+        """Deletes what dead runs left (their journals' folders, then the run folder); returns each run and its folders.
+
+        A dead run may be a killed ``kedro run``, a killed abort or a killed deletion: each
+        left a journal of what it wrote, and finishing the job is the same for all three.
+        """
+        removed = []
+        for run_dir in self._run_dirs():
+            if (run_dir / RECORD).exists() or (run_dir / OPEN).exists():
+                continue
+            with self._claimed(run_dir) as claimed:
+                if not claimed:
+                    continue  # alive, here or on another host
+                folders = delete_journal(run_dir)
+                for journal in (run_dir / PARTS).glob("*.journal"):
+                    folders += delete_journal(run_dir / PARTS, journal.stem)
+                removed.append((run_dir.name, folders))
+                shutil.rmtree(run_dir, ignore_errors=True)
+        return removed
 
     # Runs made of parts (one per scheduler task) ------------------------------------------
 
@@ -142,9 +238,10 @@ class RunStore:
     def open_info(self, run_id: str) -> dict[str, Any]:
         """What :meth:`open_run` was told; raises :class:`RunStateError` unless the run is open."""
         run_dir = self.root / run_id
-        if (run_dir / RECORD).exists():
+        state = self.state(run_id)
+        if state is RunState.COMPLETE:
             raise RunStateError(f"run {run_id} is already complete ({run_dir / RECORD})")
-        info = read_json(run_dir / OPEN)
+        info = read_json(run_dir / OPEN) if state is RunState.OPEN else None
         if info is None:
             raise RunStateError(
                 f"run {run_id} is not open (no {run_dir / OPEN}): it was never opened, or it was aborted "
@@ -154,17 +251,13 @@ class RunStore:
 
     def open_runs(self) -> list[dict[str, Any]]:
         """The open runs' infos, newest first."""
-        found = []
-        for run_dir in self._run_dirs():
-            info = None if (run_dir / RECORD).exists() else read_json(run_dir / OPEN)
-            if info is not None:
-                found.append(info)
-        return found
+        infos = (read_json(self.root / run_id / OPEN) for run_id, state in self.runs() if state is RunState.OPEN)
+        return [info for info in infos if info is not None]
 
-    def parts(self, run_id: str) -> dict[str, dict[str, Any]]:
+    def parts(self, run_id: str) -> dict[str, RunRecord]:
         """The records of an open run's finished parts, by part name."""
         folder = self.root / run_id / PARTS
-        records = {path.stem: read_json(path) for path in sorted(folder.glob("*.json"))}
+        records = {path.stem: RunRecord.read(path) for path in sorted(folder.glob("*.json"))}
         return {name: record for name, record in records.items() if record is not None}
 
     def _running_parts(self, run_id: str) -> list[str]:
@@ -177,7 +270,7 @@ class RunStore:
                 os.close(fd)
         return running
 
-    def close_run(self, run_id: str) -> tuple[dict[str, Any], Path]:
+    def close_run(self, run_id: str) -> tuple[RunRecord, Path]:
         """Commits an open run: one record from its parts' records, once every node has run.
 
         Raises :class:`RunIncompleteError` when a node has not run or parts ran with different
@@ -189,15 +282,15 @@ class RunStore:
         if running:
             raise RunStateError(f"run {run_id} still has parts running: {', '.join(running)}")
         parts = self.parts(run_id)
-        done = {node for record in parts.values() for node in record.get("nodes", [])}
+        done = {node for record in parts.values() for node in record.nodes}
         missing = sorted(set(info.get("nodes", [])) - done)
         if missing or not parts:
             named = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             raise RunIncompleteError(f"run {run_id} is incomplete: no task has run {named or 'any node'}")
-        parameters = {json.dumps(record.get("parameters"), sort_keys=True) for record in parts.values()}
+        parameters = {json.dumps(record.parameters, sort_keys=True) for record in parts.values()}
         if len(parameters) > 1:
             raise RunIncompleteError(f"the parts of run {run_id} ran with different parameters; abort it and run again")
-        record = merge_parts(info, parts)
+        record = RunRecord.merge(info, parts)
         run_dir = self.root / run_id
         journal = sorted(
             {
@@ -208,8 +301,7 @@ class RunStore:
         )
         with atomic_write(run_dir / JOURNAL, "the run's journal") as temporary:
             temporary.write_text("".join(f"{line}\n" for line in journal))
-        with atomic_write(run_dir / RECORD, "the run record") as temporary:
-            temporary.write_text(json.dumps(record, indent=2, default=str) + "\n")
+        record.write(run_dir / RECORD)
         (run_dir / OPEN).unlink(missing_ok=True)
         shutil.rmtree(run_dir / PARTS, ignore_errors=True)
         return record, run_dir / RECORD
@@ -221,43 +313,13 @@ class RunStore:
         if running:
             raise RunStateError(f"run {run_id} still has parts running: {', '.join(running)}")
         run_dir = self.root / run_id
-        (run_dir / OPEN).replace(run_dir / ".aborting")  # no part can join from now on
         removed = []
-        for journal in (run_dir / PARTS).glob("*.journal"):
-            removed += delete_journal(run_dir / PARTS, journal.stem)
-        shutil.rmtree(run_dir, ignore_errors=True)
+        with self._claimed(run_dir):
+            (run_dir / OPEN).replace(run_dir / ABORTING)  # no part can join from now on
+            for journal in (run_dir / PARTS).glob("*.journal"):
+                removed += delete_journal(run_dir / PARTS, journal.stem)
+            shutil.rmtree(run_dir, ignore_errors=True)
         return removed
-
-    def remove_dead(self) -> list[tuple[str, list[Path]]]:
-        """Deletes what killed runs left (no record, lock free); returns each run and its folders."""
-        removed = []
-        for run_dir, fd in self._unfinished():
-            if fd is None:
-                continue  # alive, here or on another host
-            try:
-                removed.append((run_dir.name, delete_journal(run_dir)))
-                shutil.rmtree(run_dir, ignore_errors=True)
-            finally:
-                os.close(fd)
-        return removed
-
-    def delete(self, record: dict[str, Any]) -> int:
-        """Deletes a complete run: its outputs' version folders, then its folder. Returns bytes freed."""
-        run_dir = self.root / record["run_id"]
-        freed = 0
-        (run_dir / RECORD).replace(run_dir / ".deleting")  # no longer complete, even if we die now
-        for path in journal_entries(run_dir) or self.folders(record):
-            freed += size(path)
-            remove(path)
-        freed += size(run_dir)
-        shutil.rmtree(run_dir, ignore_errors=True)
-        return freed
-
-    def set_pinned(self, run_id: str, pinned: bool) -> None:
-        if self.record(run_id) is None:
-            raise ValueError(f"no complete run {run_id!r} under {self.root}")
-        marker = self.root / run_id / PINNED
-        marker.touch() if pinned else marker.unlink(missing_ok=True)
 
 
 def journal_entries(folder: Path, name: str = "") -> list[Path]:
@@ -290,49 +352,3 @@ def describe_open(store: RunStore, info: dict[str, Any]) -> str:
 def part_name(nodes: Iterable[str]) -> str:
     """A part's name: its first node's (a run's parts run disjoint sets of nodes)."""
     return min(nodes)
-
-
-def merge_parts(info: dict[str, Any], parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """One run record from the records of an open run's parts (see :meth:`RunStore.close_run`)."""
-    ordered = sorted(parts.values(), key=lambda record: record["started"])
-    first, run_id = ordered[0], info["run_id"]
-    finished = time.time()
-    started = info["opened_at"]
-
-    def union(key: str) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
-        for record in ordered:
-            merged.update(record.get(key) or {})
-        return merged
-
-    return {
-        **first,
-        "run_id": run_id,
-        "status": "complete",
-        "started": iso_time(started),
-        "finished": iso_time(finished),
-        "seconds": round(finished - started, 3),
-        "pipelines": info.get("pipelines", first.get("pipelines")),
-        "nodes": sorted({node for record in ordered for node in record.get("nodes", [])}),
-        "host": info.get("host"),
-        "inputs": union("inputs"),
-        "reads": {name: version for name, version in union("reads").items() if version != run_id},
-        "outputs": dict(sorted(union("outputs").items())),
-        "metrics": union("metrics"),
-        "timings": {
-            "peak_rss_mb": max(record["timings"]["peak_rss_mb"] for record in ordered),
-            "nodes": [node for record in ordered for node in record["timings"]["nodes"]],
-        },
-        "raw_dir": next((record["raw_dir"] for record in ordered if record.get("raw_dir")), None),
-        "scheduler": info.get("scheduler"),
-        "parts": [
-            {
-                "part": name,
-                "host": record.get("host"),
-                "started": record["started"],
-                "finished": record["finished"],
-                "nodes": record["nodes"],
-            }
-            for name, record in sorted(parts.items(), key=lambda item: item[1]["started"])
-        ],
-    }

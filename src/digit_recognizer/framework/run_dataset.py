@@ -1,0 +1,114 @@
+"""``RunDataset``: a versioned dataset whose every version belongs to one run.
+
+It wraps any file dataset (as Kedro's ``CachedDataset`` wraps one) and adds what a run needs:
+
+* **one version per run**: the run's hooks :meth:`~RunDataset.bind` it to the run, which says
+  the version it saves (the run's id) and the version it loads (the run's own, the one given
+  with ``--load-versions``, or the latest *complete* run's);
+* **atomic saves**: the wrapped dataset writes a temporary name beside the versioned file,
+  which is renamed into place once it is whole, so no reader ever sees half a file;
+* **a journal**: before the first byte is written the version folder is noted in the run's
+  journal, so a run that dies is cleaned up by the next.
+
+Outside a run (a notebook's ``catalog.load``, kedro-viz previews) it behaves as a plain
+versioned dataset and loads the newest version folder.
+
+.. code-block:: yaml
+
+    "{architecture}.submission":
+      type: digit_recognizer.framework.RunDataset
+      filepath: data/07_model_output/{architecture}/submission.csv
+      dataset: {type: pandas.CSVDataset, save_args: {index: false}}
+
+.. code-block:: python
+
+    dataset = RunDataset(filepath="data/x.csv", dataset={"type": "pandas.CSVDataset"})
+    dataset.bind("x", load=None, save="2026-11-27T02.30.04.512Z", journal=print)
+    dataset.save(frame)  # data/x.csv/2026-11-27T02.30.04.512Z/x.csv, whole or not at all
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kedro.io.core import AbstractDataset, AbstractVersionedDataset, DatasetError, Version
+
+from digit_recognizer.runstore.files import WriteError, atomic_write
+
+
+class RunDataset(AbstractVersionedDataset[Any, Any]):
+    """A local file dataset (``dataset``: its type, or its config without ``filepath``), versioned by run."""
+
+    versioned = True  # Kedro gives it a Version whatever the catalog entry says
+
+    def __init__(
+        self,
+        *,
+        filepath: str,
+        dataset: str | dict[str, Any],
+        version: Version | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._config = {"type": dataset} if isinstance(dataset, str) else dict(dataset)
+        if "filepath" in self._config:
+            raise DatasetError(f"RunDataset {filepath}: give 'filepath' to the RunDataset, not to the wrapped dataset.")
+        if "://" in filepath and not filepath.startswith("file://"):
+            raise DatasetError(f"RunDataset keeps its versions on the local disk only, not {filepath}.")
+        self.metadata = metadata
+        self._name = filepath
+        self._journal: Callable[[Path], None] | None = None
+        super().__init__(
+            filepath=PurePosixPath(filepath.removeprefix("file://")), version=version or Version(None, None)
+        )
+        preview = getattr(type(self._at(self.folder)), "preview", None)
+        if preview is not None:  # kedro-viz reads the preview's type from its signature
+
+            def previewed(*args: Any, **kwargs: Any) -> Any:
+                return self._at(Path(str(self._get_load_path()))).preview(*args, **kwargs)
+
+            self.preview = functools.wraps(preview)(previewed)
+
+    def bind(self, name: str, load: str | None, save: str, journal: Callable[[Path], None] | None) -> None:
+        """From now on: load ``load`` (None: the newest version folder), save ``save``, note each new folder in ``journal``."""
+        self._name = name
+        self._version = Version(load, save)
+        self._clear_version_cache()
+        self._journal = journal
+
+    @property
+    def folder(self) -> Path:
+        """``<filepath>``: the folder that holds one subfolder per version."""
+        return Path(str(self._filepath))
+
+    def file(self, version: str) -> Path:
+        """``<filepath>/<version>/<file name>``."""
+        return Path(str(self._get_versioned_path(version)))
+
+    def _at(self, path: Path) -> AbstractDataset:
+        """The wrapped dataset, reading or writing ``path``."""
+        return AbstractDataset.from_config(self._name, {**self._config, "filepath": str(path)})
+
+    def load(self) -> Any:
+        return self._at(Path(str(self._get_load_path()))).load()
+
+    def save(self, data: Any) -> None:
+        final = Path(str(self._get_save_path()))  # refuses a version folder that is already there
+        if self._journal is not None:
+            self._journal(final.parent)
+        try:
+            with atomic_write(final, f"dataset '{self._name}'") as temporary:
+                self._at(temporary).save(data)
+        except WriteError as exc:  # Kedro passes a DatasetError on as it is: the message stays one line
+            raise DatasetError(str(exc)) from exc
+
+    def _exists(self) -> bool:
+        try:
+            return self.file(self.resolve_load_version()).exists()
+        except DatasetError:
+            return False
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "dataset": self._config.get("type"), "version": self._version}
