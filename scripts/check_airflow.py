@@ -23,7 +23,6 @@ status: 0 when every check passes, 1 when one fails, 2 when Airflow is not insta
 from __future__ import annotations
 
 import argparse
-import ast
 import csv
 import json
 import os
@@ -51,25 +50,6 @@ def _json_lines(output: str) -> list[dict]:
         if line.startswith("["):
             return json.loads(line)
     raise ValueError(f"no JSON list in:\n{output[-2000:]}")
-
-
-def _dag_tasks(dag_file: Path) -> dict[str, list[str]]:
-    """Each Kedro task of the generated DAG: its task id and the nodes it runs."""
-    tasks = {}
-    for function in ast.walk(ast.parse(dag_file.read_text())):
-        if not isinstance(function, ast.FunctionDef):
-            continue
-        calls = [c for c in ast.walk(function) if isinstance(c, ast.Call) and getattr(c.func, "id", "") == "run_task"]
-        task_ids = [
-            k.value.value
-            for d in function.decorator_list
-            if isinstance(d, ast.Call)
-            for k in d.keywords
-            if k.arg == "task_id"
-        ]
-        if calls and task_ids:
-            tasks[task_ids[0]] = ast.literal_eval(calls[0].args[2])
-    return tasks
 
 
 def _seconds(start: str | None, end: str | None) -> float:
@@ -180,6 +160,7 @@ def _check(project: Path, env: dict[str, str], outside: Path, dags: Path, epochs
         return _fail(f"DAG run {dag_run['run_id']} is {dag_run['state']}; tasks not successful: {failed}")
 
     sys.path.insert(0, str(project / "src"))
+    from digit_recognizer.integrations.airflow import dag_tasks
     from digit_recognizer.runstore import RunStore
 
     store = RunStore.at(project)
@@ -189,7 +170,7 @@ def _check(project: Path, env: dict[str, str], outside: Path, dags: Path, epochs
     [record] = records
     run_id = record.run_id
     [dag_file] = dags.glob("*.py")
-    tasks = _dag_tasks(dag_file)
+    tasks = dag_tasks(dag_file)
     dag_nodes = sorted(node for nodes in tasks.values() for node in nodes)
     bad_outputs = [name for name, path in record.outputs.items() if f"/{run_id}/" not in path]
     opened = [info["run_id"] for info in store.open_runs() if info.get("scheduler", {}).get("dag_run_id")]

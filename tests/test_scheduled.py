@@ -16,6 +16,7 @@ from kedro.framework.startup import bootstrap_project
 from kedro.io import MemoryDataset
 from kedro.io.core import DatasetError
 
+from digit_recognizer.integrations.airflow import dag_tasks
 from digit_recognizer.integrations.scheduled import close_run, kedro_params, open_run, project_path, run_task
 from digit_recognizer.pipeline_registry import register_pipelines
 from digit_recognizer.runstore import JOIN_VARIABLE, RunStateError, RunStore
@@ -27,19 +28,6 @@ from .conftest import PROJECT_ROOT, kedro
 
 TEMPLATE = PROJECT_ROOT / "templates" / "airflow_dag.j2"
 FAST = {"conv.epochs": 1}
-
-
-def dag_tasks(dag_file: Path) -> dict[str, list[str]]:
-    """The generated DAG's Kedro tasks: task id → the nodes its run_task call runs."""
-    tasks = {}
-    for function in ast.walk(ast.parse(dag_file.read_text())):
-        if not isinstance(function, ast.FunctionDef):
-            continue
-        task_ids = [k.value.value for d in function.decorator_list for k in d.keywords if k.arg == "task_id"]
-        calls = [c for c in ast.walk(function) if isinstance(c, ast.Call) and getattr(c.func, "id", "") == "run_task"]
-        if task_ids and calls:
-            tasks[task_ids[0]] = ast.literal_eval(calls[0].args[2])
-    return tasks
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,6 @@ if os.environ.get(JOIN_VARIABLE):
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
-    # an environment overrides single keys of a parameter block (conf/prod: conv.progress_bar)
+    # an environment overrides single keys of a parameter block (conf/kaggle: cnn.epochs)
     "merge_strategy": {"parameters": "soft"},
 }

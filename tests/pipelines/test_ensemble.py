@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from digit_recognizer.config import EnsembleConfig, ParameterError, check_parameters
+from digit_recognizer.ml.metrics import PROBABILITY_COLUMNS, probability_table
 from digit_recognizer.pipelines.ensemble.nodes import average_members, summarise_ensemble
-from digit_recognizer.pipelines.training.nodes import PROBABILITY_COLUMNS, probability_table
 
 
 def _member(seed: int, labels: np.ndarray, test_rows: int = 7) -> tuple[pd.DataFrame, pd.DataFrame]:

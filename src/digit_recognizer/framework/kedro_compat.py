@@ -11,8 +11,6 @@ from typing import Any
 
 from kedro.io import CachedDataset
 
-CHECKED_WITH = "kedro 1.7.0"
-
 
 def unwrap(dataset: Any) -> Any:
     """The dataset inside a ``CachedDataset`` (``_dataset``); any other dataset as it is."""

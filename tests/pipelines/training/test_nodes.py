@@ -8,14 +8,13 @@ from matplotlib.figure import Figure
 from torch.utils.data import TensorDataset
 
 from digit_recognizer.config import TrainingConfig
+from digit_recognizer.ml.metrics import PROBABILITY_COLUMNS, probability_table
 from digit_recognizer.ml.models import Preprocessing, build_model
 from digit_recognizer.ml.training import SHIFTS, class_probabilities, shifted
 from digit_recognizer.pipelines.training.nodes import (
-    PROBABILITY_COLUMNS,
     evaluate_model,
     make_submission,
     plot_misclassified,
-    probability_table,
     refit_on_all_rows,
     score_submission,
     summarise_run,

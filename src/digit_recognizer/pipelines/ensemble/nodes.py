@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from digit_recognizer.config import EnsembleConfig
-from digit_recognizer.pipelines.training.nodes import PROBABILITY_COLUMNS, classification_metrics, probability_table
+from digit_recognizer.ml.metrics import PROBABILITY_COLUMNS, classification_metrics, probability_table
 
 logger = logging.getLogger(__name__)
 

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
-from sklearn.metrics import accuracy_score, confusion_matrix, recall_score
 from torch import nn
 from torch.utils.data import TensorDataset
 
 from digit_recognizer.config import TrainingConfig
 from digit_recognizer.ml import plots
-from digit_recognizer.ml.models import ARCHITECTURES, N_CLASSES, Preprocessing, build_model, count_parameters
+from digit_recognizer.ml.metrics import PROBABILITY_COLUMNS, classification_metrics, probability_table
+from digit_recognizer.ml.models import ARCHITECTURES, Preprocessing, build_model, count_parameters
 from digit_recognizer.ml.training import (
     class_probabilities,
     evaluate,
@@ -169,30 +169,6 @@ def evaluate_model(
         **metrics,
     }
     return metrics, probability_table(probabilities.numpy(), labels.numpy())
-
-
-def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
-    """Accuracy, per-class accuracy and confusion matrix of the most probable digits."""
-    predictions = probabilities.argmax(axis=1)
-    digits = list(range(N_CLASSES))
-    per_class = recall_score(labels, predictions, labels=digits, average=None, zero_division=0)
-    return {
-        "accuracy": float(accuracy_score(labels, predictions)),
-        "per_class_accuracy": {str(d): round(float(a), 6) for d, a in enumerate(per_class)},
-        "confusion_matrix": confusion_matrix(labels, predictions, labels=digits).tolist(),
-        "validation_rows": len(labels),
-    }
-
-
-PROBABILITY_COLUMNS = [f"p{d}" for d in range(N_CLASSES)]
-
-
-def probability_table(probabilities: np.ndarray, labels: np.ndarray | None = None) -> pd.DataFrame:
-    """Class probabilities as a table, one column per digit (and the true label, when known)."""
-    table = pd.DataFrame(probabilities.astype(np.float32), columns=PROBABILITY_COLUMNS)
-    if labels is not None:
-        table.insert(0, "label", labels.astype(np.int64))
-    return table
 
 
 def predict_test(model: nn.Module, validated_test: pd.DataFrame, config: TrainingConfig) -> pd.DataFrame:
