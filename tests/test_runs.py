@@ -107,7 +107,7 @@ def test_a_reused_pid_does_not_keep_a_dead_run_alive(tmp_path):
 
 def test_two_runs_cannot_share_an_id(tmp_path):
     LiveRun(RunStore(tmp_path), RUN).start({})
-    with pytest.raises(RuntimeError, match=f"another run already has the id {RUN}"):
+    with pytest.raises(FileExistsError, match=f"another run already has the id {RUN}"):
         LiveRun(RunStore(tmp_path), RUN).start({})
 
 

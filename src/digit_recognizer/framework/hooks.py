@@ -27,6 +27,8 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 from kedro.framework.project import pipelines
+from kedro.io import AbstractVersionedDataset
+from kedro.io.core import generate_timestamp
 from kedro.pipeline import Pipeline
 
 from digit_recognizer import __version__
@@ -80,21 +82,43 @@ class RunHooks:
 
         declared = {name: catalog.get(name) for name in pipeline.datasets() if _in_catalog(catalog, name)}
         self._datasets = {name: ds for name, d in declared.items() if isinstance(ds := unwrap(d), RunDataset)}
+        for name, dataset in declared.items():
+            if isinstance(unwrap(dataset), AbstractVersionedDataset) and name not in self._datasets:
+                logger.warning(
+                    "%s is versioned by Kedro, not by run: a failed run would leave its version behind. "
+                    "Declare it as type: digit_recognizer.framework.RunDataset (see conf/base/catalog.yml).",
+                    name,
+                )
         self._roles = {name: (getattr(d, "metadata", None) or {}).get(METADATA_KEY, {}) for name, d in declared.items()}
-        plan = plan_versions(
-            self._run_id,
-            self._datasets,
-            pipeline.all_outputs(),
-            run_params.get("load_versions") or {},
-            lambda name: getattr(store.latest(name), "run_id", None),
-            earlier_parts=_earlier_parts(store, joined, run_params) if joined else None,
-        )
+        earlier = _earlier_parts(store, joined, run_params) if joined else None
+        complete = store.complete()  # newest first, read once
+
+        def latest(name: str) -> str | None:
+            return next((record.run_id for record in complete if name in record.outputs), None)
+
+        while True:
+            plan = plan_versions(
+                self._run_id,
+                self._datasets,
+                pipeline.all_outputs(),
+                run_params.get("load_versions") or {},
+                latest,
+                earlier_parts=earlier,
+            )
+            if joined:
+                live = RunPart(store, joined, part_name(node.name for node in pipeline.nodes))
+            else:
+                live = LiveRun(store, self._run_id)
+            try:
+                live.start(plan.reads)
+                self._live = live
+                break
+            except FileExistsError:
+                if joined:
+                    raise
+                time.sleep(0.002)  # another run started in the same millisecond: take the next one
+                self._run_id = generate_timestamp()
         self._reads = plan.reads
-        if joined:
-            self._live = RunPart(store, joined, part_name(node.name for node in pipeline.nodes))
-        else:
-            self._live = LiveRun(store, self._run_id)
-        self._live.start(self._reads)
         for name, dataset in self._datasets.items():
             dataset.bind(name, plan.loads[name], self._run_id, self._live.journal)
         if "run" in pipeline.inputs():

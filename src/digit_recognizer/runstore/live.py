@@ -38,7 +38,7 @@ class LiveRun:
         except OSError as exc:
             os.close(fd)
             shutil.rmtree(staging, ignore_errors=True)
-            raise RuntimeError(f"another run already has the id {self.run_id} ({self.dir} exists)") from exc
+            raise FileExistsError(f"another run already has the id {self.run_id} ({self.dir} exists)") from exc
         self._fd = fd
 
     def journal(self, version_dir: Path) -> None:
