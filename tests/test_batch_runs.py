@@ -66,7 +66,7 @@ def wait_for_epoch(run: subprocess.Popen, epoch: int, timeout: float = 120) -> N
     deadline = time.time() + timeout
     for line in run.stdout:
         words = line.split()
-        if "INFO" in words and len(words) >= 8 and words[-5:][0] == str(epoch):
+        if "digit_recognizer.pipelines.training.nodes:" in words and len(words) >= 8 and words[-5] == str(epoch):
             return
         assert time.time() < deadline, f"training never reached epoch {epoch}"
     raise AssertionError(f"the run ended before epoch {epoch}")

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from digit_recognizer.errors import UserError
 from digit_recognizer.ml.models import ARCHITECTURES
 from digit_recognizer.ml.registry import Options, architecture, ensemble_candidates
 
@@ -138,7 +139,7 @@ BLOCKS: dict[str, type[Block]] = {
 }
 
 
-class ParameterError(ValueError):
+class ParameterError(UserError, ValueError):
     """Raised before a run starts when a parameter is unknown or has a bad value."""
 
 

@@ -3,16 +3,12 @@
 import os
 import warnings
 
-from digit_recognizer.framework.console import plain_logs_when_piped
 from digit_recognizer.framework.hooks import FastShutdownHooks, RunHooks
 from digit_recognizer.runstore import JOIN_VARIABLE
 
 # Kedro 1.7 still calls OmegaConf's deprecated register_new_resolver(); the warning is not ours
 # to fix and would otherwise open every run (and every test that builds a session).
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
-
-# Kedro has applied conf/logging.yml by now; on a pipe, a file or cron mail each record becomes one line.
-plain_logs_when_piped()
 
 HOOKS = (RunHooks(), FastShutdownHooks())
 

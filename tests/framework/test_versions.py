@@ -41,3 +41,20 @@ def test_a_part_reads_only_its_own_run():
     assert plan.loads == plan.reads == {"split": RUN, "conv.model": RUN}  # the closed run's record leaves these out
     with pytest.raises(VersionPlanError, match=f"Run {RUN} has not written split yet"):
         plan_versions(RUN, ["split"], set(), {}, latest, earlier_parts={"split": None})
+
+
+def test_a_pinned_version_that_does_not_exist_lists_the_runs_that_do():
+    with pytest.raises(
+        VersionPlanError,
+        match=r"conv\.model has no version 2020-01-01T00\.00\.00\.000Z \(complete runs that wrote it, newest first: "
+        + OLD.replace(".", r"\."),
+    ):
+        plan_versions(
+            RUN,
+            ["conv.model"],
+            set(),
+            {"conv.model": "2020-01-01T00.00.00.000Z"},
+            latest,
+            exists=lambda name, version: version == OLD,
+            writers=lambda name: [OLD],
+        )

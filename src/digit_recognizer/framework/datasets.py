@@ -12,6 +12,13 @@ import pandas as pd
 from kedro.io.core import AbstractDataset, DatasetError
 from kedro_datasets._typing import JSONPreview, TablePreview
 
+from digit_recognizer.errors import UserError
+
+
+class InputFileError(UserError, DatasetError):
+    """An input file (a raw CSV, a model file) is missing or not what it should be; the message names it."""
+
+
 # A Kaggle row is at most 784 pixels of "255," plus a label: about 3,200 characters.
 MAX_LINE_LENGTH = 8192
 QUOTE_LIMIT = 200
@@ -50,12 +57,12 @@ def check_csv_text(path: Path) -> tuple[int, str]:
         head = handle.read(8)
         for magic, what in MAGIC.items():
             if head.startswith(magic):
-                raise DatasetError(
+                raise InputFileError(
                     f"{path}: the file is {what}, not a CSV text file; unpack it first "
                     f"(Kaggle's download is a zip archive holding {path.name})."
                 )
         if not head:
-            raise DatasetError(f"{path}: the file is empty; expected a CSV header and data rows.")
+            raise InputFileError(f"{path}: the file is empty; expected a CSV header and data rows.")
         handle.seek(0)
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
@@ -66,7 +73,7 @@ def check_csv_text(path: Path) -> tuple[int, str]:
                 bad_line = line + before.count(b"\n")
                 column = at - (before.rfind(b"\n") + 1) + 1 + (line_length if b"\n" not in before else 0)
                 kind = "a NUL byte: binary content" if chunk[at] == 0 else "not ASCII: another text encoding?"
-                raise DatasetError(
+                raise InputFileError(
                     f"{path}, line {bad_line}, character {column}: byte 0x{chunk[at]:02x} is {kind}. "
                     "Expected a plain-text CSV of digits and commas."
                 )
@@ -76,13 +83,38 @@ def check_csv_text(path: Path) -> tuple[int, str]:
             if max(longest, lengths[-1]) > MAX_LINE_LENGTH:
                 index = next(i for i, n in enumerate(lengths) if n > MAX_LINE_LENGTH)
                 start = pieces[index] if index else pieces[0]
-                raise DatasetError(
+                raise InputFileError(
                     f"{path}, line {line + index}: longer than {MAX_LINE_LENGTH:,} characters, more than "
                     f"any Kaggle row; it starts {_quote(start)}. Expected one image per line."
                 )
             line += len(pieces) - 1
             line_length = lengths[-1]
     return size, digest.hexdigest()
+
+
+ARCHIVES = {".zip": "unzip -o {archive} -d {folder}", ".gz": "gunzip -k {archive}"}
+
+
+def _missing(path: Path) -> str:
+    """Why ``path`` is not there, and the one command away where an archive of it lies next to it."""
+    folder = path.parent
+    if not folder.is_dir():
+        return (
+            f"{path}: the raw folder '{folder}' does not exist. Pass the folder that holds Kaggle's "
+            "train.csv, test.csv and sample_submission.csv with --params raw_dir=/path/to/folder."
+        )
+    archives = sorted(p for p in folder.iterdir() if p.suffix in ARCHIVES and p.is_file())
+    if archives:
+        commands = "; ".join(ARCHIVES[a.suffix].format(archive=a, folder=folder) for a in archives)
+        return (
+            f"{path}: file not found, but '{folder}' holds {', '.join(a.name for a in archives)}: "
+            f"unpack it first ({commands})."
+        )
+    return (
+        f"{path}: file not found. Expected Kaggle's '{path.name}' in the raw folder "
+        f"'{folder}'; pass the folder that holds train.csv, test.csv and "
+        "sample_submission.csv with --params raw_dir=/path/to/folder."
+    )
 
 
 class KaggleCSVDataset(AbstractDataset[None, pd.DataFrame]):
@@ -114,16 +146,12 @@ class KaggleCSVDataset(AbstractDataset[None, pd.DataFrame]):
         if not path.is_file():
             if self._optional:
                 return None
-            raise DatasetError(
-                f"{path}: file not found. Expected Kaggle's '{path.name}' in the raw folder "
-                f"'{path.parent}'; pass the folder that holds train.csv, test.csv and "
-                "sample_submission.csv with --params raw_dir=/path/to/folder."
-            )
+            raise InputFileError(_missing(path))
         size, digest = check_csv_text(path)
         try:
             frame = self._read(path)
         except Exception as exc:  # the CSV parser's own message says which line is wrong
-            raise DatasetError(f"{path}: not a readable CSV file: {_first_line(exc)}") from exc
+            raise InputFileError(f"{path}: not a readable CSV file: {_first_line(exc)}") from exc
         frame.attrs.update(source=str(path), bytes=size, sha256=digest)
         return frame
 
@@ -141,7 +169,7 @@ class KaggleCSVDataset(AbstractDataset[None, pd.DataFrame]):
         return pd.read_csv(path, **{k: v for k, v in self._load_args.items() if k != "dtype"})
 
     def save(self, data: None) -> None:
-        raise DatasetError(f"{self._filepath}: raw input files are read-only.")
+        raise InputFileError(f"{self._filepath}: raw input files are read-only.")
 
     def preview(self, nrows: int = 5) -> TablePreview:
         """The first rows, for kedro-viz."""
@@ -191,11 +219,11 @@ class TorchModelDataset(AbstractDataset[Any, Any]):
         except FileNotFoundError:
             raise
         except Exception as exc:
-            raise DatasetError(f"{path}: not a readable model file (corrupt or truncated?): {exc}") from exc
+            raise InputFileError(f"{path}: not a readable model file (corrupt or truncated?): {exc}") from exc
         if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-            raise DatasetError(f"{path}: not a model saved by digit-recognizer (no '{MODEL_FORMAT}' header).")
+            raise InputFileError(f"{path}: not a model saved by digit-recognizer (no '{MODEL_FORMAT}' header).")
         if payload.get("format_version") != MODEL_FORMAT_VERSION:
-            raise DatasetError(
+            raise InputFileError(
                 f"{path}: model format version {payload.get('format_version')}, this code reads "
                 f"version {MODEL_FORMAT_VERSION}."
             )
@@ -205,7 +233,7 @@ class TorchModelDataset(AbstractDataset[Any, Any]):
             model.load_state_dict(deepcopy(payload["state_dict"]))
             model.preprocessing = Preprocessing(**payload["preprocessing"])
         except (ValueError, RuntimeError, KeyError, TypeError) as exc:
-            raise DatasetError(
+            raise InputFileError(
                 f"{path}: the weights do not fit architecture '{architecture}' with options {options}: {exc}"
             ) from exc
         return model.eval()
@@ -219,7 +247,7 @@ class TorchModelDataset(AbstractDataset[Any, Any]):
         path.parent.mkdir(parents=True, exist_ok=True)
         preprocessing = getattr(data, "preprocessing", None)
         if not isinstance(preprocessing, Preprocessing):
-            raise DatasetError(
+            raise InputFileError(
                 f"{path}: the model has no preprocessing (model.preprocessing); without it "
                 "nobody could feed it images the way it was trained."
             )

@@ -18,10 +18,13 @@ import logging
 import os
 import platform
 import resource
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ from kedro.pipeline import Pipeline
 
 from digit_recognizer import __version__
 from digit_recognizer.config import check_parameters
+from digit_recognizer.errors import RunInterrupted
 from digit_recognizer.framework.kedro_compat import unwrap
 from digit_recognizer.framework.run_dataset import RunDataset
 from digit_recognizer.framework.versions import plan_versions
@@ -51,6 +55,7 @@ class RunHooks:
         self._project = Path.cwd()
         self._parameters: dict[str, Any] = {}
         self._live: LiveRun | None = None
+        self._signals = _StopSignals(self._roll_back)
         self._start("")
 
     def _start(self, run_id: str) -> None:
@@ -104,6 +109,8 @@ class RunHooks:
                 run_params.get("load_versions") or {},
                 latest,
                 earlier_parts=earlier,
+                exists=lambda name, version: self._datasets[name].file(version).exists(),
+                writers=lambda name: [record.run_id for record in complete if name in record.outputs],
             )
             if joined:
                 live = RunPart(store, joined, part_name(node.name for node in pipeline.nodes))
@@ -121,6 +128,7 @@ class RunHooks:
         self._reads = plan.reads
         for name, dataset in self._datasets.items():
             dataset.bind(name, plan.loads[name], self._run_id, self._live.journal)
+        self._signals.trap()
         if "run" in pipeline.inputs():
             catalog.get("run").save({"run_id": self._run_id})  # the catalog's in-memory "run" entry
 
@@ -161,12 +169,16 @@ class RunHooks:
     def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any) -> None:
         if self._live is None:
             return
-        record = self._record(run_params, pipeline)
+        self._signals.hold()  # the commit is not interrupted halfway
         try:
-            path = self._live.commit(record)
-        except BaseException:
-            self._live.abort()
-            raise
+            record = self._record(run_params, pipeline)
+            try:
+                path = self._live.commit(record)
+            except BaseException:
+                self._live.abort()
+                raise
+        finally:
+            self._signals.restore()
         part, self._live = self._live, None
         if isinstance(part, RunPart):
             logger.info(
@@ -189,22 +201,35 @@ class RunHooks:
 
     @hook_impl
     def on_pipeline_error(self, error: Exception) -> None:
+        self._signals.hold()  # a signal does not stop the rollback halfway
+        try:
+            self._roll_back("failed")
+        finally:
+            self._signals.restore()
+
+    def _roll_back(self, what: str) -> None:
+        """Deletes what the run (or this part of an open run) wrote, and says so."""
         if self._live is None:
             return
         removed = self._live.abort()
         part, self._live = self._live, None
+        seconds = time.time() - self._started
         if isinstance(part, RunPart):
             logger.error(
-                "Part %s of run %s failed; deleted the %d version folders it had written. The run stays "
-                "open (never 'latest'): retry the task, or abort the run.",
+                "Part %s of run %s %s after %.1f s; deleted the %d version folders it had written. The run "
+                "stays open (never 'latest'): retry the task, or abort the run.",
                 part.part,
                 self._run_id,
+                what,
+                seconds,
                 len(removed),
             )
             return
         logger.error(
-            "Run %s failed; deleted the %d version folders it had written, so earlier results stay the latest.",
+            "Run %s %s after %.1f s; deleted the %d version folders it had written, so earlier results stay the latest.",
             self._run_id,
+            what,
+            seconds,
             len(removed),
         )
 
@@ -259,6 +284,45 @@ class RunHooks:
         )
         for line in lines:
             logger.info(line)
+
+
+class _StopSignals:
+    """Turns SIGTERM and SIGINT during a run into a rollback, then :class:`RunInterrupted`.
+
+    systemd, Airflow's task timeout and Kubernetes send SIGTERM; Ctrl-C sends SIGINT. The
+    rollback happens in the handler itself (Python runs it in the main thread between two
+    bytecodes), so no ``except Exception`` on the way out (a log handler's, say) can swallow the
+    stop; while it rolls back, a second signal is ignored. Outside the main thread nothing changes.
+    """
+
+    STOPPING = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, on_stop: Callable[[str], None]) -> None:
+        self._on_stop = on_stop
+        self._previous: dict[int, Any] = {}
+
+    def trap(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {signum: signal.signal(signum, self._stop) for signum in self.STOPPING}
+
+    def hold(self) -> None:
+        """Ignore them for a moment (a commit, a rollback)."""
+        for signum in self._previous:
+            signal.signal(signum, signal.SIG_IGN)
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def _stop(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        self.hold()
+        try:
+            self._on_stop(f"interrupted by {name}")
+        finally:
+            self.restore()
+        raise RunInterrupted(signum, name)
 
 
 def _in_catalog(catalog: Any, name: str) -> bool:

@@ -36,7 +36,12 @@ from typing import Any
 
 from kedro.io.core import AbstractDataset, AbstractVersionedDataset, DatasetError, Version
 
+from digit_recognizer.errors import UserError
 from digit_recognizer.runstore.files import WriteError, atomic_write
+
+
+class OutputWriteError(UserError, DatasetError):
+    """An output could not be written (a full disk, say); the message names the dataset, the path and the reason."""
 
 
 class RunDataset(AbstractVersionedDataset[Any, Any]):
@@ -102,7 +107,7 @@ class RunDataset(AbstractVersionedDataset[Any, Any]):
             with atomic_write(final, f"dataset '{self._name}'") as temporary:
                 self._at(temporary).save(data)
         except WriteError as exc:  # Kedro passes a DatasetError on as it is: the message stays one line
-            raise DatasetError(str(exc)) from exc
+            raise OutputWriteError(str(exc)) from exc
 
     def _exists(self) -> bool:
         try:

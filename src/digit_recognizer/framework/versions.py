@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 
 from kedro.io.core import DatasetError
 
+from digit_recognizer.errors import UserError
 
-class VersionPlanError(DatasetError):
+
+class VersionPlanError(UserError, DatasetError):
     """The run cannot start: an input has no version to load, or a pin asks for the impossible."""
 
 
@@ -34,7 +36,8 @@ def plan_versions(
     pinned: Mapping[str, str],
     latest: Callable[[str], str | None],
     earlier_parts: Mapping[str, str | None] | None = None,
-    pipelines_for: Callable[[str], str] | None = None,
+    exists: Callable[[str, str], bool] | None = None,
+    writers: Callable[[str], list[str]] | None = None,
 ) -> VersionPlan:
     """The versions of ``datasets`` (the run's versioned ones) for run ``run_id``.
 
@@ -46,7 +49,7 @@ def plan_versions(
     """
     loads: dict[str, str | None] = {}
     reads: dict[str, str] = {}
-    refused, missing, not_yet = [], [], []
+    refused, missing, not_yet, absent = [], [], [], []
     for name in sorted(datasets):
         if name in writes:
             if name in pinned:
@@ -58,17 +61,28 @@ def plan_versions(
             loads[name] = reads[name] = run_id
         elif name in pinned:
             loads[name] = reads[name] = pinned[name]
+            if exists is not None and not exists(name, pinned[name]):
+                absent.append(name)
         elif (version := latest(name)) is not None:
             loads[name] = reads[name] = version
         else:
             missing.append(name)
     if refused:
-        hints = "; ".join(f"{name}: {pipelines_for(name)}" for name in refused) if pipelines_for else ""
         raise VersionPlanError(
             f"--load-versions names {', '.join(refused)}, which this run writes itself, so the version would "
-            "be ignored. Run only the nodes that read it"
-            + (f" ({hints})" if hints else ", e.g. --tags data_processing,predict")
-            + ", or leave it out of --load-versions."
+            "be ignored. Run only the nodes that read it (for a model: --tags data_processing,predict), "
+            "or leave it out of --load-versions."
+        )
+    if absent:
+        found = []
+        for name in absent:
+            runs = writers(name)[:5] if writers else []
+            have = (
+                f"complete runs that wrote it, newest first: {', '.join(runs)}" if runs else "no complete run wrote it"
+            )
+            found.append(f"{name} has no version {pinned[name]} ({have})")
+        raise VersionPlanError(
+            f"--load-versions: {'; '.join(found)}. python -m digit_recognizer.runs list shows every run."
         )
     if not_yet:
         raise VersionPlanError(

@@ -16,13 +16,14 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from digit_recognizer.errors import UserError
 from digit_recognizer.ml.models import N_CLASSES
 
 SCHEDULES = ("constant", "one_cycle")
 EVAL_BATCH_SIZE = 2048
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingDivergedError(UserError, RuntimeError):
     """The training loss became infinite or NaN."""
 
 

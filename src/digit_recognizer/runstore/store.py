@@ -48,6 +48,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from digit_recognizer.errors import UserError
 from digit_recognizer.runstore.files import atomic_write, iso_time, read_json, remove, size, try_lock
 from digit_recognizer.runstore.record import RunRecord
 
@@ -71,7 +72,7 @@ class RunState(str, Enum):
     DEAD = "dead"  # no record and the lock free: killed; the next run or retention deletes it
 
 
-class RunStateError(RuntimeError):
+class RunStateError(UserError, RuntimeError):
     """A run is not in the state an operation needs (not open, still running, incomplete)."""
 
 

@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 from sklearn.model_selection import train_test_split
 from torch.utils.data import TensorDataset
 
-from digit_recognizer.config import NormalisationConfig, SplitConfig
+from digit_recognizer.config import NormalisationConfig, ParameterError, SplitConfig
+from digit_recognizer.errors import UserError
 from digit_recognizer.ml import plots
 from digit_recognizer.ml.models import IMAGE_SIZE, N_PIXELS, Preprocessing
 
@@ -20,7 +21,7 @@ TRAIN_COLUMNS = ["label", *PIXEL_COLUMNS]
 SUBMISSION_COLUMNS = ["ImageId", "Label"]
 
 
-class RawDataError(ValueError):
+class RawDataError(UserError, ValueError):
     """Raised when a raw input file does not have Kaggle's digit-recognizer format."""
 
 
@@ -159,7 +160,7 @@ def stratified_split(validated_train: pd.DataFrame, split: SplitConfig) -> pd.Da
     validation_rows_per_digit = counts * split.validation_fraction
     if (validation_rows_per_digit < 1).any() or (counts - validation_rows_per_digit < 1).any():
         digit = int(np.argmin(counts))
-        raise ValueError(
+        raise ParameterError(
             f"split.validation_fraction={split.validation_fraction} cannot hold out a share of each digit: "
             f"digit {digit} has only {counts[digit]} labelled rows. Use more data or another fraction."
         )

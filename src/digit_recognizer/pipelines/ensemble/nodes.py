@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from digit_recognizer.config import EnsembleConfig
+from digit_recognizer.config import EnsembleConfig, ParameterError
 from digit_recognizer.ml.metrics import PROBABILITY_COLUMNS, classification_metrics, probability_table
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def average_members(config: EnsembleConfig, **probabilities: pd.DataFrame) -> tu
     labels = next(iter(chosen.values()))[0]["label"].to_numpy()
     for name, (validation, _) in chosen.items():
         if len(validation) != len(labels) or (validation["label"].to_numpy() != labels).any():
-            raise ValueError(
+            raise ParameterError(
                 f"ensemble.members: {name} was validated on other rows than {config.members[0]}; "
                 "train every member with the same split parameters (one run of --pipeline ensemble does)."
             )

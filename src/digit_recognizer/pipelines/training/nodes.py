@@ -26,7 +26,7 @@ from digit_recognizer.ml.training import (
     resolve_device,
     to_labels,
 )
-from digit_recognizer.pipelines.data_processing.nodes import PIXEL_COLUMNS
+from digit_recognizer.pipelines.data_processing.nodes import PIXEL_COLUMNS, RawDataError
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def predict_test(model: nn.Module, validated_test: pd.DataFrame, config: Trainin
 def make_submission(test_probabilities: pd.DataFrame, sample_submission: pd.DataFrame) -> pd.DataFrame:
     """Kaggle's ImageId,Label table (the most probable digit), checked against sample_submission."""
     if len(test_probabilities) != len(sample_submission):
-        raise ValueError(
+        raise RawDataError(
             f"{len(test_probabilities)} predictions for {len(sample_submission)} rows of "
             "sample_submission.csv; expected one prediction per test image."
         )
@@ -195,7 +195,7 @@ def score_submission(submission: pd.DataFrame, solution: pd.DataFrame | None) ->
         return {"scored": False, "accuracy": None, "rows": len(submission)}
     merged = submission.merge(solution, on="ImageId", how="left", suffixes=("", "_true"))
     if merged["Label_true"].isna().any() or len(solution) != len(submission):
-        raise ValueError(
+        raise RawDataError(
             f"solution.csv ({len(solution)} rows) does not cover the submission's {len(submission)} ImageIds."
         )
     accuracy = float((merged["Label"] == merged["Label_true"]).mean())
