@@ -18,13 +18,10 @@ import logging
 import os
 import platform
 import resource
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +33,9 @@ from kedro.pipeline import Pipeline
 
 from digit_recognizer import __version__
 from digit_recognizer.config import check_parameters
-from digit_recognizer.errors import RunInterrupted
 from digit_recognizer.framework.kedro_compat import unwrap
 from digit_recognizer.framework.run_dataset import RunDataset
+from digit_recognizer.framework.stop_signals import StopSignals
 from digit_recognizer.framework.versions import plan_versions
 from digit_recognizer.runstore import JOIN_VARIABLE, LiveRun, RunPart, RunRecord, RunStateError, RunStore, iso_time
 from digit_recognizer.runstore.store import part_name
@@ -55,7 +52,7 @@ class RunHooks:
         self._project = Path.cwd()
         self._parameters: dict[str, Any] = {}
         self._live: LiveRun | None = None
-        self._signals = _StopSignals(self._roll_back)
+        self._signals = StopSignals(self._roll_back)
         self._start("")
 
     def _start(self, run_id: str) -> None:
@@ -284,45 +281,6 @@ class RunHooks:
         )
         for line in lines:
             logger.info(line)
-
-
-class _StopSignals:
-    """Turns SIGTERM and SIGINT during a run into a rollback, then :class:`RunInterrupted`.
-
-    systemd, Airflow's task timeout and Kubernetes send SIGTERM; Ctrl-C sends SIGINT. The
-    rollback happens in the handler itself (Python runs it in the main thread between two
-    bytecodes), so no ``except Exception`` on the way out (a log handler's, say) can swallow the
-    stop; while it rolls back, a second signal is ignored. Outside the main thread nothing changes.
-    """
-
-    STOPPING = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self, on_stop: Callable[[str], None]) -> None:
-        self._on_stop = on_stop
-        self._previous: dict[int, Any] = {}
-
-    def trap(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {signum: signal.signal(signum, self._stop) for signum in self.STOPPING}
-
-    def hold(self) -> None:
-        """Ignore them for a moment (a commit, a rollback)."""
-        for signum in self._previous:
-            signal.signal(signum, signal.SIG_IGN)
-
-    def restore(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous = {}
-
-    def _stop(self, signum: int, frame: Any) -> None:
-        name = signal.Signals(signum).name
-        self.hold()
-        try:
-            self._on_stop(f"interrupted by {name}")
-        finally:
-            self.restore()
-        raise RunInterrupted(signum, name)
 
 
 def _in_catalog(catalog: Any, name: str) -> bool:
