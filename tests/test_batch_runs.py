@@ -66,7 +66,8 @@ def wait_for_epoch(run: subprocess.Popen, epoch: int, timeout: float = 120) -> N
     deadline = time.time() + timeout
     for line in run.stdout:
         words = line.split()
-        if "digit_recognizer.pipelines.training.nodes:" in words and len(words) >= 8 and words[-5] == str(epoch):
+        counted = [w.split("/") for w in words if w.count("/") == 1 and w.replace("/", "").isdigit()]
+        if "digit_recognizer.pipelines.training.nodes:" in words and counted and int(counted[0][0]) == epoch + 1:
             return
         assert time.time() < deadline, f"training never reached epoch {epoch}"
     raise AssertionError(f"the run ended before epoch {epoch}")

@@ -8,8 +8,10 @@ import torch
 
 from digit_recognizer.ml.models import build_model
 from digit_recognizer.ml.training import (
+    EpochStats,
     TrainingDivergedError,
     batch_indices,
+    duration,
     evaluate,
     fit,
     format_epoch,
@@ -41,8 +43,9 @@ def test_fit_lowers_the_loss_and_logs_one_line_per_epoch(tiny_set, architecture)
     lines = []
     history = fit(model, tiny_set, tiny_set, epochs=3, lr=0.1, batch_size=64, seed=0, log=lines.append)
     assert len(history) == 3 and len(lines) == 4
-    assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "time"]
-    assert lines[1].split()[0] == "0" and lines[3].endswith("s")
+    assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "time", "left"]
+    assert [line.split()[0] for line in lines[1:]] == ["1/3", "2/3", "3/3"]
+    assert lines[3].split()[-1] == "0.0s"  # nothing left after the last epoch
     assert history[-1].train_loss < history[0].train_loss < math.log(10) + 0.5
     assert history[-1].accuracy > 0.5
 
@@ -134,4 +137,7 @@ def test_random_affine_keeps_shape_and_identity_when_disabled(tiny_set):
 
 
 def test_format_epoch_header_and_row():
-    assert format_epoch().split() == ["epoch", "train_loss", "valid_loss", "accuracy", "time"]
+    assert format_epoch().split() == ["epoch", "train_loss", "valid_loss", "accuracy", "time", "left"]
+    row = EpochStats(epoch=2, train_loss=0.5, valid_loss=0.25, accuracy=0.9, time=1.25, lr=0.1)
+    assert format_epoch(row, 30, 185.0).split() == ["3/30", "0.5000", "0.2500", "0.9000", "1.2s", "3m", "05s"]
+    assert [duration(s) for s in (4.25, 65, 3725)] == ["4.2s", "1m 05s", "1h 02m"]

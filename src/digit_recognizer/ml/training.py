@@ -106,14 +106,26 @@ class EpochStats:
     lr: float
 
 
-def format_epoch(stats: EpochStats | None = None) -> str:
-    """One line of the training table (the header when no stats are given)."""
+def format_epoch(stats: EpochStats | None = None, epochs: int = 0, left: float = 0.0) -> str:
+    """One line of the training table (the header when no stats are given).
+
+    ``epoch k/N`` counts from 1; ``left`` is the time this training still needs, at the mean
+    pace of its epochs so far.
+    """
     if stats is None:
-        return f"{'epoch':>5}  {'train_loss':>10}  {'valid_loss':>10}  {'accuracy':>8}  {'time':>6}"
+        return f"{'epoch':>7}  {'train_loss':>10}  {'valid_loss':>10}  {'accuracy':>8}  {'time':>6}  {'left':>7}"
     return (
-        f"{stats.epoch:>5}  {stats.train_loss:>10.4f}  {stats.valid_loss:>10.4f}  "
-        f"{stats.accuracy:>8.4f}  {stats.time:>5.1f}s"
+        f"{f'{stats.epoch + 1}/{epochs}':>7}  {stats.train_loss:>10.4f}  {stats.valid_loss:>10.4f}  "
+        f"{stats.accuracy:>8.4f}  {stats.time:>5.1f}s  {duration(left):>7}"
     )
+
+
+def duration(seconds: float) -> str:
+    """``42.0s``, ``3m 05s``, ``1h 02m``."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes}m {seconds:02d}s" if minutes < 60 else f"{minutes // 60}h {minutes % 60:02d}m"
 
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -231,6 +243,7 @@ def fit(
     augment_generator = torch.Generator(device=train_x.device).manual_seed(seed)
     history: list[EpochStats] = []
     log(format_epoch())
+    training_started = time.perf_counter()
     for epoch in range(epochs):
         start = time.perf_counter()
         model.train()
@@ -240,7 +253,7 @@ def fit(
             total=steps_per_epoch,
             leave=False,
             disable=None if progress is None else not progress,
-            desc=f"epoch {epoch}",
+            desc=f"epoch {epoch + 1}/{epochs}",
         )
         for idx in batches:
             inputs = train_x[idx]
@@ -272,7 +285,8 @@ def fit(
             lr=optimizer.param_groups[0]["lr"],  # the rate the epoch ended with
         )
         history.append(stats)
-        log(format_epoch(stats))
+        pace = (time.perf_counter() - training_started) / (epoch + 1)
+        log(format_epoch(stats, epochs, pace * (epochs - epoch - 1)))
     return history
 
 

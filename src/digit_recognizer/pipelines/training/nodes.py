@@ -18,7 +18,9 @@ from digit_recognizer.ml import plots
 from digit_recognizer.ml.metrics import PROBABILITY_COLUMNS, classification_metrics, probability_table
 from digit_recognizer.ml.models import ARCHITECTURES, Preprocessing, build_model, count_parameters
 from digit_recognizer.ml.training import (
+    SHIFTS,
     class_probabilities,
+    duration,
     evaluate,
     fit,
     loss_function,
@@ -174,7 +176,17 @@ def evaluate_model(
 def predict_test(model: nn.Module, validated_test: pd.DataFrame, config: TrainingConfig) -> pd.DataFrame:
     """Class probabilities for every test image, in test.csv's row order, with the model's own preprocessing."""
     images = model.preprocessing.images(validated_test[PIXEL_COLUMNS].to_numpy())
-    return probability_table(class_probabilities(model, images, config.test_time_shifts).numpy())
+    views = len(SHIFTS) if config.test_time_shifts else 1
+    logger.info(
+        "%s: predicting %s test digits%s",
+        config.architecture,
+        f"{len(images):,}",
+        f", {views} views each (test-time shifts)" if views > 1 else "",
+    )
+    start = time.perf_counter()
+    probabilities = class_probabilities(model, images, config.test_time_shifts).numpy()
+    logger.info("%s: predicted in %s", config.architecture, duration(time.perf_counter() - start))
+    return probability_table(probabilities)
 
 
 def make_submission(test_probabilities: pd.DataFrame, sample_submission: pd.DataFrame) -> pd.DataFrame:
