@@ -69,6 +69,7 @@ class TrainingConfig(Block):
     model: dict[str, Any] = Field(default_factory=dict)
     seed: int = Field(0, ge=0)
     device: str = "auto"
+    threads: PositiveInt | Literal["auto"] = "auto"
     epochs: PositiveInt = 10
     lr: PositiveFloat = 0.1
     use_lr_finder: bool = False
@@ -89,6 +90,13 @@ class TrainingConfig(Block):
     def _registered(cls, value: str) -> str:
         architecture(value)  # a ValueError naming the registered ones
         return value
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _auto_or_positive(cls, value: Any) -> Any:
+        if value == "auto" or (type(value) is int and value > 0):
+            return value
+        raise ValueError(f"expected auto or a positive number of threads, got {value!r}")
 
     @field_validator("device")
     @classmethod

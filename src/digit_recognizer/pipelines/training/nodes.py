@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from digit_recognizer.config import TrainingConfig
 from digit_recognizer.ml import plots
 from digit_recognizer.ml.metrics import PROBABILITY_COLUMNS, classification_metrics, probability_table
 from digit_recognizer.ml.models import ARCHITECTURES, Preprocessing, build_model, count_parameters
+from digit_recognizer.ml.threads import resolve_threads, torch_threads
 from digit_recognizer.ml.training import (
     SHIFTS,
     class_probabilities,
@@ -31,6 +33,11 @@ from digit_recognizer.ml.training import (
 from digit_recognizer.pipelines.data_processing.nodes import PIXEL_COLUMNS, RawDataError
 
 logger = logging.getLogger(__name__)
+
+
+def _threads(config: TrainingConfig) -> AbstractContextManager[None]:
+    """torch's threads for this node: ``threads`` (``auto``: the CPUs this process may run on)."""
+    return torch_threads(resolve_threads(config.threads))
 
 
 def _fresh_model(config: TrainingConfig) -> nn.Module:
@@ -60,7 +67,8 @@ def _sweep(config: TrainingConfig, train: tuple[torch.Tensor, ...], device: torc
 def find_learning_rate(train_set: TensorDataset, config: TrainingConfig) -> dict[str, Any]:
     """Sweeps the learning rate exponentially on a throw-away model and suggests one."""
     device = resolve_device(config.device)
-    return _sweep(config, _on(device, train_set), device)
+    with _threads(config):
+        return _sweep(config, _on(device, train_set), device)
 
 
 def _train(
@@ -118,6 +126,7 @@ def _train(
     history = {
         "architecture": config.architecture,
         "device": str(device),
+        "threads": torch.get_num_threads(),
         "lr": lr,
         "rows": len(train[0]),
         "training_seconds": time.perf_counter() - start,
@@ -133,7 +142,8 @@ def train_model(
     config: TrainingConfig,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Trains a fresh model on the train split, validating every epoch; it carries its preprocessing."""
-    return _train(config, train_set.tensors, validation_set.tensors, normalisation_stats)
+    with _threads(config):
+        return _train(config, train_set.tensors, validation_set.tensors, normalisation_stats)
 
 
 def refit_on_all_rows(
@@ -149,7 +159,8 @@ def refit_on_all_rows(
     images = torch.cat([train_set.tensors[0], validation_set.tensors[0]])
     labels = torch.cat([train_set.tensors[1], validation_set.tensors[1]])
     logger.info("%s: refitting on all %d labelled rows, same settings", config.architecture, len(labels))
-    model, history = _train(config, (images, labels), None, normalisation_stats)
+    with _threads(config):
+        model, history = _train(config, (images, labels), None, normalisation_stats)
     return model, {"refit_full": True, **history}
 
 
@@ -158,8 +169,9 @@ def evaluate_model(
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Validation accuracy, loss, per-class accuracy, confusion matrix, and the class probabilities."""
     images, labels = validation_set.tensors
-    loss, _ = evaluate(split_model, images, labels)
-    probabilities = class_probabilities(split_model, images, config.test_time_shifts)
+    with _threads(config):
+        loss, _ = evaluate(split_model, images, labels)
+        probabilities = class_probabilities(split_model, images, config.test_time_shifts)
     metrics = classification_metrics(labels.numpy(), probabilities.numpy())
     logger.info("%s: validation accuracy %.4f, loss %.4f", config.architecture, metrics["accuracy"], loss)
     metrics = {
@@ -184,7 +196,8 @@ def predict_test(model: nn.Module, validated_test: pd.DataFrame, config: Trainin
         f", {views} views each (test-time shifts)" if views > 1 else "",
     )
     start = time.perf_counter()
-    probabilities = class_probabilities(model, images, config.test_time_shifts).numpy()
+    with _threads(config):
+        probabilities = class_probabilities(model, images, config.test_time_shifts).numpy()
     logger.info("%s: predicted in %s", config.architecture, duration(time.perf_counter() - start))
     return probability_table(probabilities)
 

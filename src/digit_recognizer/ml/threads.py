@@ -1,0 +1,61 @@
+"""How many threads torch may use: chosen from the CPUs this process may run on, not inherited.
+
+torch's default is every core it sees, which is wrong in a container with a CPU quota, under
+``taskset``, or when several tasks share a machine: OpenMP threads that wait on each other at
+every small operation collapse when one of them is descheduled.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on: its affinity, capped by a cgroup CPU quota where one is set."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    quota = cgroup_quota()
+    return max(1, min(cpus, math.floor(quota))) if quota else cpus
+
+
+def cgroup_quota(root: Path = CGROUP) -> float | None:
+    """The cgroup's CPU quota in CPUs (cgroup v2 ``cpu.max``, else v1 ``cfs_quota_us``), or None."""
+    try:
+        limit, period = (root / "cpu.max").read_text().split()
+        return None if limit == "max" else int(limit) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        limit = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return None if limit <= 0 else limit / period
+    except (OSError, ValueError):
+        return None
+
+
+def resolve_threads(setting: int | str, sharing: int = 1) -> int:
+    """``auto``: the available CPUs divided among ``sharing`` tasks that run at once; a number as it is."""
+    if setting == "auto":
+        return max(1, available_cpus() // max(1, sharing))
+    return int(setting)
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch uses ``count`` threads in the block, and what it used before afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -1,0 +1,53 @@
+"""torch's threads come from the CPUs this process may use, not from the cores the machine has."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from digit_recognizer.config import ParameterError, check_parameters
+from digit_recognizer.ml.threads import available_cpus, cgroup_quota, resolve_threads, torch_threads
+
+
+@pytest.mark.parametrize(
+    ("files", "quota"),
+    [
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu.max": "150000 100000\n"}, 1.5),
+        ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2.0),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),
+    ],
+)
+def test_the_cgroup_quota_v2_and_v1(tmp_path, files, quota):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cgroup_quota(tmp_path) == quota
+
+
+def test_auto_is_the_affinity_capped_by_the_quota(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr("digit_recognizer.ml.threads.cgroup_quota", lambda: 1.5)
+    assert available_cpus() == 1 and resolve_threads("auto") == 1
+    monkeypatch.setattr("digit_recognizer.ml.threads.cgroup_quota", lambda: None)
+    assert available_cpus() == 4 and resolve_threads("auto", sharing=2) == 2 and resolve_threads(3) == 3
+
+
+def test_a_node_sets_torch_threads_for_its_block_only():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_threads_is_auto_or_a_positive_number():
+    check_parameters({"conv": {"architecture": "conv", "threads": 2}})
+    with pytest.raises(
+        ParameterError, match=r"conv\.threads = 0: expected auto or a positive number of threads, got 0$"
+    ):
+        check_parameters({"conv": {"architecture": "conv", "threads": 0}})
+    with pytest.raises(ParameterError, match=r"conv\.threads = 'all': expected auto or a positive number"):
+        check_parameters({"conv": {"architecture": "conv", "threads": "all"}})
