@@ -70,6 +70,7 @@ class TrainingConfig(Block):
     seed: int = Field(0, ge=0)
     device: str = "auto"
     threads: PositiveInt | Literal["auto"] = "auto"
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
     epochs: PositiveInt = 10
     lr: PositiveFloat = 0.1
     use_lr_finder: bool = False

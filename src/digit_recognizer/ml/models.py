@@ -78,7 +78,7 @@ class LinearOptions(Options):
     head: Head = "classification"
 
 
-@register("linear", options=LinearOptions)
+@register("linear", options=LinearOptions, bf16=True)
 class LinearNet(nn.Sequential):
     """y = x·w + b on the flattened image."""
 
@@ -92,7 +92,7 @@ class MLPOptions(Options):
     head: Head = "classification"
 
 
-@register("mlp", options=MLPOptions)
+@register("mlp", options=MLPOptions, bf16=True)
 class MLP(nn.Sequential):
     """One hidden ReLU layer (the notebook's "simple_net": 784 → 30 → ReLU → out)."""
 

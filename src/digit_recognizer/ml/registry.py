@@ -40,6 +40,8 @@ class Architecture:
     ``probabilities``: outputs class probabilities, so it can be an ensemble member.
     ``ensemble``: the training namespaces (parameter blocks) that ``--pipeline ensemble``
     trains with this architecture, e.g. the same net under three seeds.
+    ``bf16``: ``precision: auto`` may train it under bf16 autocast (its validation accuracy
+    held under bf16 on two splits; docs/models.md has the figures).
     """
 
     name: str
@@ -48,6 +50,7 @@ class Architecture:
     learns: bool = True
     probabilities: bool = True
     ensemble: tuple[str, ...] = ()
+    bf16: bool = False
 
 
 ARCHITECTURES: dict[str, Architecture] = {}
@@ -60,13 +63,14 @@ def register(
     learns: bool = True,
     probabilities: bool = True,
     ensemble: tuple[str, ...] = (),
+    bf16: bool = False,
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator: adds the class to :data:`ARCHITECTURES` under ``name``."""
 
     def add(cls: type[nn.Module]) -> type[nn.Module]:
         if name in ARCHITECTURES and ARCHITECTURES[name].model is not cls:
             raise ValueError(f"architecture {name!r} is already registered ({ARCHITECTURES[name].model.__name__})")
-        ARCHITECTURES[name] = Architecture(name, cls, options, learns, probabilities, ensemble)
+        ARCHITECTURES[name] = Architecture(name, cls, options, learns, probabilities, ensemble, bf16)
         return cls
 
     return add

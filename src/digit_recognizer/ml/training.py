@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from digit_recognizer.errors import UserError
 from digit_recognizer.ml.models import N_CLASSES
+from digit_recognizer.ml.precision import autocast
 
 SCHEDULES = ("constant", "one_cycle")
 EVAL_BATCH_SIZE = 2048
@@ -217,8 +218,12 @@ def fit(
     augment: dict[str, float] | None = None,
     log: Callable[[str], None] = print,
     progress: bool | None = None,
+    precision: str = "fp32",
 ) -> list[EpochStats]:
     """Trains ``model`` on tensors already on its device; returns one record per epoch.
+
+    ``precision="bf16"`` computes the forward pass and the loss under bfloat16 autocast; the
+    weights and the optimizer's state stay float32 (see :mod:`digit_recognizer.ml.precision`).
 
     ``valid=None`` trains without a validation pass (a final refit on every labelled row); the
     epoch records then have no validation loss or accuracy (NaN).
@@ -259,7 +264,8 @@ def fit(
             inputs = train_x[idx]
             if augment is not None:
                 inputs = random_affine(inputs, augment_generator, **augment)
-            loss = loss_function(model, model(inputs), train_y[idx], label_smoothing=label_smoothing)
+            with autocast(precision, train_x.device):
+                loss = loss_function(model, model(inputs), train_y[idx], label_smoothing=label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

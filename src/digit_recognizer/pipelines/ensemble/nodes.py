@@ -65,6 +65,7 @@ def summarise_ensemble(
         "training_seconds": round(sum(member["training_seconds"] for member in members.values()), 1),
         "submitted": f"mean of {', '.join(members)}",
         "device": None,
+        "precision": None,
         "run": run["run_id"],
     }
     table = pd.DataFrame([{"member": name, **member} for name, member in {**members, "ensemble": row}.items()])

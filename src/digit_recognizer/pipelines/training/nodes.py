@@ -18,6 +18,7 @@ from digit_recognizer.config import TrainingConfig
 from digit_recognizer.ml import plots
 from digit_recognizer.ml.metrics import PROBABILITY_COLUMNS, classification_metrics, probability_table
 from digit_recognizer.ml.models import ARCHITECTURES, Preprocessing, build_model, count_parameters
+from digit_recognizer.ml.precision import resolve_precision
 from digit_recognizer.ml.threads import resolve_threads, torch_threads
 from digit_recognizer.ml.training import (
     SHIFTS,
@@ -87,16 +88,20 @@ def _train(
             loss, predictions = evaluate(model, *valid)
             epochs[0].update(valid_loss=loss, accuracy=(predictions == valid[1]).float().mean().item())
         lr, device = 0.0, torch.device("cpu")
+        precision, why = "fp32", "fitted in one pass"
         epochs[0].update(time=time.perf_counter() - start, lr=lr)
     else:
         train = tuple(t.to(device) for t in train)
         lr = _sweep(config, train, device)["suggestion"] if config.use_lr_finder else config.lr
+        precision, why = resolve_precision(config.precision, device, allowed=ARCHITECTURES[config.architecture].bf16)
         model = _fresh_model(config).to(device)
         logger.info(
-            "Training %s (%d parameters) on %s, %d rows: %d epochs, %s, lr=%.3g, %s schedule",
+            "Training %s (%d parameters) on %s in %s (%s), %d rows: %d epochs, %s, lr=%.3g, %s schedule",
             config.architecture,
             count_parameters(model),
             device,
+            precision,
+            why,
             len(train[0]),
             config.epochs,
             config.optimizer,
@@ -119,6 +124,7 @@ def _train(
             augment=config.augment.model_dump() if config.augment else None,
             log=logger.info,
             progress=config.progress_bar,
+            precision=precision,
         )
         epochs = [vars(h) for h in history]
         model = model.cpu()
@@ -127,6 +133,8 @@ def _train(
         "architecture": config.architecture,
         "device": str(device),
         "threads": torch.get_num_threads(),
+        "precision": precision,
+        "precision_why": why,
         "lr": lr,
         "rows": len(train[0]),
         "training_seconds": time.perf_counter() - start,
@@ -278,5 +286,6 @@ def summarise_run(
         if submission_training["refit_full"]
         else f"trained on {history['rows']:,} split rows",
         "device": history["device"],
+        "precision": history.get("precision", "fp32"),
         "run": run["run_id"],
     }
