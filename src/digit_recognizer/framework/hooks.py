@@ -95,8 +95,8 @@ class RunHooks:
         earlier = _earlier_parts(store, joined, run_params) if joined else None
         complete = store.complete()  # newest first, read once
 
-        def latest(name: str) -> str | None:
-            return next((record.run_id for record in complete if name in record.outputs), None)
+        def writers(name: str) -> list[str]:
+            return [record.run_id for record in complete if name in record.outputs]
 
         while True:
             plan = plan_versions(
@@ -104,10 +104,10 @@ class RunHooks:
                 self._datasets,
                 pipeline.all_outputs(),
                 run_params.get("load_versions") or {},
-                latest,
+                lambda name: next(iter(writers(name)), None),
                 earlier_parts=earlier,
                 exists=lambda name, version: self._datasets[name].file(version).exists(),
-                writers=lambda name: [record.run_id for record in complete if name in record.outputs],
+                writers=writers,
             )
             if joined:
                 live = RunPart(store, joined, part_name(node.name for node in pipeline.nodes))
