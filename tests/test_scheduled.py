@@ -5,8 +5,10 @@ from __future__ import annotations
 import ast
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -160,6 +162,34 @@ def test_a_failed_task_aborts_the_whole_run_at_close(conv_dag, project, elsewher
         close_run(run_id, project=project)
     assert store.open_runs() == [] and store.complete() == []
     assert list((project / "data").rglob(run_id)) == []  # nothing of it is left anywhere
+
+
+@pytest.mark.slow
+def test_a_task_stopped_with_sigterm_rolls_its_part_back_and_close_aborts_the_run(conv_dag, project, elsewhere):
+    """What Airflow, systemd or Kubernetes do to a task they stop: its own files go at once, the run stays open."""
+    tasks = in_order(conv_dag)
+    nodes = [n for task in tasks for n in task]
+    params = {"conv.epochs": 500}
+    run_id = open_run("conv", nodes, "airflow", params, project=project)
+    training = next(task for task in tasks if "conv.train_model" in task)
+    for task in tasks[: tasks.index(training)]:
+        run_task(run_id, "conv", task, "airflow", params, project=project)
+    script = f"from digit_recognizer.scheduled import run_task; run_task({run_id!r}, 'conv', {training!r}, 'airflow', {params!r}, project={str(project)!r})"
+    task = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    lock = project / "data" / "runs" / run_id / "parts" / f"{min(training)}.lock"
+    deadline = time.time() + 120
+    while not lock.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(3)  # into its 500 epochs
+    task.send_signal(signal.SIGTERM)
+    stderr = task.communicate(timeout=60)[1]
+    assert task.returncode != 0
+    assert f"Part {min(training)} of run {run_id} interrupted by SIGTERM after" in stderr
+    store = RunStore(project / "data" / "runs")
+    assert list((project / "data").rglob(f"{run_id}/model.pt")) == [] and store.open_runs()[0]["run_id"] == run_id
+    with pytest.raises(RunStateError, match="incomplete"):
+        close_run(run_id, project=project)
+    assert list((project / "data").rglob(run_id)) == []
 
 
 def test_open_runs_survive_cleanup_and_retention_until_aborted(tmp_path, capsys):
