@@ -19,7 +19,15 @@ from kedro.io import MemoryDataset
 from kedro.io.core import DatasetError
 
 from digit_recognizer.integrations.airflow import dag_tasks
-from digit_recognizer.integrations.scheduled import close_run, kedro_params, open_run, project_path, run_task
+from digit_recognizer.integrations.scheduled import (
+    close_run,
+    kedro_params,
+    open_run,
+    project_path,
+    run_task,
+    tasks_at_once,
+)
+from digit_recognizer.ml.threads import TASKS_VARIABLE, available_cpus
 from digit_recognizer.pipeline_registry import register_pipelines
 from digit_recognizer.runstore import JOIN_VARIABLE, RunStateError, RunStore
 from digit_recognizer.runstore.cli import main
@@ -55,6 +63,13 @@ def elsewhere(tmp_path, monkeypatch) -> Path:
     return folder
 
 
+def dag_dependencies(dag_file: Path) -> dict[str, list[str]]:
+    """The DAG file's DEPENDENCIES: each task and the tasks it waits for."""
+    tree = ast.parse(dag_file.read_text())
+    [value] = [n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "DEPENDENCIES"]
+    return ast.literal_eval(value)
+
+
 def in_order(conv_dag: Path) -> list[list[str]]:
     """The DAG's tasks in an order its dependencies allow (the pipeline's node order)."""
     order = [node.name for node in register_pipelines()["conv"].nodes]
@@ -77,6 +92,9 @@ def test_the_template_names_the_dag_after_its_pipeline_and_env_and_runs_every_no
     assert {"open-run", "close-run"} <= {
         k.value.value for c in ast.walk(tree) if isinstance(c, ast.Call) for k in c.keywords if k.arg == "task_id"
     }
+    dependencies = dag_dependencies(conv_dag)
+    assert set(dependencies) == set(tasks) and all(set(d) <= set(tasks) for d in dependencies.values())
+    assert text.count("tasks_at_once=at_once") == len(tasks)  # every task divides the CPUs
 
 
 def test_what_crosses_tasks_is_persisted(conv_dag, project):
@@ -100,10 +118,14 @@ def test_a_dag_run_is_one_run_with_one_record(conv_dag, project, elsewhere):
     nodes = [n for task in tasks for n in task]
     run_id = open_run("conv", nodes, "airflow", FAST, {"name": "airflow", "dag_run_id": "manual__1"}, project=project)
     store = RunStore(project / "data" / "runs")
+    dependencies = dag_dependencies(conv_dag)
+    task_ids = {tuple(nodes): task_id for task_id, nodes in dag_tasks(conv_dag).items()}
     for task in tasks:
         assert store.latest() == before  # an open run is never "latest"
-        run_task(run_id, "conv", task, "airflow", FAST, project=project)
+        at_once = tasks_at_once(dependencies, task=task_ids[tuple(task)])  # as the DAG's task says
+        run_task(run_id, "conv", task, "airflow", FAST, project=project, tasks_at_once=at_once)
     assert Path.cwd() == elsewhere and JOIN_VARIABLE not in os.environ  # put back after each task
+    assert TASKS_VARIABLE not in os.environ
     path = close_run(run_id, project=project)
 
     record = json.loads(path.read_text())
@@ -118,6 +140,11 @@ def test_a_dag_run_is_one_run_with_one_record(conv_dag, project, elsewhere):
     assert list(submission.columns) == ["ImageId", "Label"] and len(submission) == 1000
     assert record["metrics"]["conv"]["run"] == run_id  # the leaderboard row names the one run
     assert sorted(p.name for p in (project / "data" / "runs" / run_id).iterdir()) == ["journal", "run.json"]
+    # the training task may overlap plot-sample-digits: `threads: auto` divides the CPUs by two
+    [training] = [task_id for nodes, task_id in task_ids.items() if "conv.train_model" in nodes]
+    assert tasks_at_once(dependencies, task=training) == 2
+    history = json.loads((project / record["outputs"][record["histories"]["conv"]]).read_text())
+    assert history["threads"] == max(1, available_cpus() // 2)
 
 
 @pytest.mark.slow

@@ -8,7 +8,16 @@ import pytest
 import torch
 
 from digit_recognizer.config import ParameterError, check_parameters
-from digit_recognizer.ml.threads import available_cpus, cgroup_quota, resolve_threads, torch_threads
+from digit_recognizer.integrations.scheduled import tasks_at_once as tasks_at_once_in
+from digit_recognizer.ml.threads import (
+    TASKS_VARIABLE,
+    ThreadSettingError,
+    available_cpus,
+    cgroup_quota,
+    resolve_threads,
+    tasks_at_once,
+    torch_threads,
+)
 
 
 @pytest.mark.parametrize(
@@ -51,3 +60,42 @@ def test_threads_is_auto_or_a_positive_number():
         check_parameters({"conv": {"architecture": "conv", "threads": 0}})
     with pytest.raises(ParameterError, match=r"conv\.threads = 'all': expected auto or a positive number"):
         check_parameters({"conv": {"architecture": "conv", "threads": "all"}})
+
+
+def test_tasks_at_once_comes_from_the_environment(monkeypatch):
+    monkeypatch.setattr("digit_recognizer.ml.threads.available_cpus", lambda: 4)
+    monkeypatch.delenv(TASKS_VARIABLE, raising=False)
+    assert tasks_at_once() == 1 and resolve_threads("auto") == 4
+    monkeypatch.setenv(TASKS_VARIABLE, "3")
+    assert resolve_threads("auto") == 1 and resolve_threads(2) == 2  # a number is kept as it is
+    monkeypatch.setenv(TASKS_VARIABLE, "8")
+    assert resolve_threads("auto") == 1  # never fewer than one
+    monkeypatch.setenv(TASKS_VARIABLE, "many")
+    with pytest.raises(ThreadSettingError, match=r"\$DIGIT_RECOGNIZER_TASKS_AT_ONCE = 'many': expected a positive"):
+        resolve_threads("auto")
+
+
+@pytest.mark.parametrize(
+    ("dependencies", "width"),
+    [
+        ({"a": [], "b": ["a"], "c": ["b"]}, 1),  # a chain
+        ({"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}, 2),  # a diamond
+        ({"a": [], "b": [], "c": [], "d": ["a", "b", "c"]}, 3),
+        # b and d can overlap although they sit at different depths
+        ({"a": [], "b": ["a"], "c": ["a"], "d": ["c"], "e": ["b", "d"]}, 2),
+        ({"a": [], "b": ["a"], "c": ["a"], "d": ["a"], "e": ["b"], "f": ["e", "c", "d"]}, 3),
+    ],
+)
+def test_a_dags_width_is_the_most_tasks_that_can_run_at_once(dependencies, width):
+    assert tasks_at_once_in(dependencies) == width
+    assert tasks_at_once_in(dependencies, limit=1) == 1
+
+
+def test_a_tasks_share_counts_only_the_tasks_that_can_run_beside_it():
+    dependencies = {"a": [], "b": ["a"], "c": ["a"], "d": ["a"], "e": ["b"], "f": ["e", "c", "d"]}
+    assert tasks_at_once_in(dependencies, task="a") == 1  # everything waits for it
+    assert tasks_at_once_in(dependencies, task="b") == 3  # b, c, d
+    assert tasks_at_once_in(dependencies, task="e") == 3  # e, c, d
+    assert tasks_at_once_in(dependencies, task="c") == 3
+    with pytest.raises(ValueError, match="'x' is not a task of the DAG"):
+        tasks_at_once_in(dependencies, task="x")

@@ -3,6 +3,6 @@
 Kept at this name because DAG files rendered from ``templates/airflow_dag.j2`` import it.
 """
 
-from digit_recognizer.integrations.scheduled import close_run, open_run, run_task
+from digit_recognizer.integrations.scheduled import close_run, open_run, run_task, tasks_at_once
 
-__all__ = ["close_run", "open_run", "run_task"]
+__all__ = ["close_run", "open_run", "run_task", "tasks_at_once"]

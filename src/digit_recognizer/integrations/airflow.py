@@ -21,5 +21,12 @@ def dag_tasks(dag_file: Path) -> dict[str, list[str]]:
         ]
         calls = [c for c in ast.walk(function) if isinstance(c, ast.Call) and getattr(c.func, "id", "") == "run_task"]
         if task_ids and calls:
-            tasks[task_ids[0]] = ast.literal_eval(calls[0].args[2])
+            nodes = calls[0].args[2]
+            if isinstance(nodes, ast.Name):  # `nodes = [...]` earlier in the task
+                [nodes] = [
+                    a.value
+                    for a in ast.walk(function)
+                    if isinstance(a, ast.Assign) and any(getattr(t, "id", "") == nodes.id for t in a.targets)
+                ]
+            tasks[task_ids[0]] = ast.literal_eval(nodes)
     return tasks

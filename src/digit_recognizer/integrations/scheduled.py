@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from digit_recognizer.ml.threads import TASKS_VARIABLE
 from digit_recognizer.runstore import JOIN_VARIABLE, RunIncompleteError, RunRecord, RunStore
 
 logger = logging.getLogger(__name__)
@@ -133,6 +134,46 @@ def logging_config_path(project: Path, env: str | None) -> Path:
     return own if own.is_file() else project / "conf" / "airflow" / "logging.yml"
 
 
+def tasks_at_once(dependencies: Mapping[str, Sequence[str]], limit: int | None = None, task: str | None = None) -> int:
+    """The most tasks of a DAG that can run at the same time (at most ``limit``); with ``task``, beside that one.
+
+    ``dependencies`` maps each task to the tasks it waits for. Tasks can run together when none
+    waits (directly or not) for another; the largest such set is the DAG's width, found as the
+    number of tasks less a maximum matching of "runs before" (Dilworth's theorem). With ``task``:
+    the largest such set that holds ``task`` (a task that overlaps few others divides the CPUs
+    among fewer). It depends only on the DAG, so a task's thread count, and so its results, is
+    the same in every DAG run.
+    """
+    tasks = sorted(set(dependencies) | {d for deps in dependencies.values() for d in deps})
+    before: dict[str, set[str]] = {}
+
+    def ancestors(name: str) -> set[str]:
+        if name not in before:
+            before[name] = set()
+            for dep in dependencies.get(name, ()):
+                before[name] |= {dep} | ancestors(dep)
+        return before[name]
+
+    if task is not None:
+        if task not in tasks:
+            raise ValueError(f"{task!r} is not a task of the DAG (tasks: {', '.join(tasks)})")
+        tasks = [t for t in tasks if t != task and t not in ancestors(task) and task not in ancestors(t)]
+    later = {name: [t for t in tasks if name in ancestors(t)] for name in tasks}
+    matched: dict[str, str] = {}  # a later task → the earlier task it is matched with
+
+    def augment(name: str, seen: set[str]) -> bool:
+        for other in later[name]:
+            if other not in seen:
+                seen.add(other)
+                if other not in matched or augment(matched[other], seen):
+                    matched[other] = name
+                    return True
+        return False
+
+    width = len(tasks) - sum(augment(name, set()) for name in tasks) + (task is not None)
+    return max(1, min(width, limit) if limit else width)
+
+
 def run_task(
     run_id: str,
     pipeline: str,
@@ -140,12 +181,15 @@ def run_task(
     env: str | None = None,
     params: Mapping[str, Any] | None = None,
     project: str | os.PathLike[str] | None = None,
+    tasks_at_once: int | None = None,
 ) -> None:
     """Runs ``nodes`` of ``pipeline`` as one part of the open run ``run_id``, in a Kedro session.
 
     The project's logging configuration is applied (see :func:`logging_config_path`), the
     session runs in the project folder whatever the scheduler's working directory, and the
     environment tells the project's settings which plugins' hooks to leave out.
+    ``tasks_at_once``: how many tasks may run at once on this machine (the DAG's width, see
+    :func:`tasks_at_once`); training nodes with ``threads: auto`` divide the CPUs among them.
     """
     folder = project_path(project)
     logging_config = logging_config_path(folder, env)
@@ -154,6 +198,8 @@ def run_task(
     variables = {JOIN_VARIABLE: run_id, PROJECT_VARIABLE: str(folder), "KEDRO_LOGGING_CONFIG": str(logging_config)}
     if env:
         variables["KEDRO_ENV"] = env
+    if tasks_at_once:
+        variables[TASKS_VARIABLE] = str(tasks_at_once)
     with _environment(variables), _working_directory(folder):
         from kedro.framework.project import configure_logging
         from kedro.framework.session import KedroSession

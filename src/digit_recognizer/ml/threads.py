@@ -13,9 +13,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
+from digit_recognizer.errors import UserError
+
+
+class ThreadSettingError(UserError, ValueError):
+    """The environment says how many tasks share the machine, and it is not a positive number."""
+
 
 CGROUP = Path("/sys/fs/cgroup")
+TASKS_VARIABLE = "DIGIT_RECOGNIZER_TASKS_AT_ONCE"
+"""Set by a scheduler's task (see ``integrations.scheduled.run_task``): how many tasks may run at once
+on this machine, among which ``auto`` divides the CPUs."""
 
 
 def available_cpus() -> int:
@@ -43,16 +51,35 @@ def cgroup_quota(root: Path = CGROUP) -> float | None:
         return None
 
 
-def resolve_threads(setting: int | str, sharing: int = 1) -> int:
-    """``auto``: the available CPUs divided among ``sharing`` tasks that run at once; a number as it is."""
+def tasks_at_once() -> int:
+    """``$DIGIT_RECOGNIZER_TASKS_AT_ONCE``, else 1 (this process is the only task)."""
+    value = os.environ.get(TASKS_VARIABLE, "").strip()
+    if not value:
+        return 1
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ThreadSettingError(f"${TASKS_VARIABLE} = {value!r}: expected a positive number of tasks")
+    return count
+
+
+def resolve_threads(setting: int | str, sharing: int | None = None) -> int:
+    """``auto``: the available CPUs divided among ``sharing`` tasks that run at once; a number as it is.
+
+    ``sharing`` defaults to :func:`tasks_at_once`; each task gets at least one thread.
+    """
     if setting == "auto":
-        return max(1, available_cpus() // max(1, sharing))
+        return max(1, available_cpus() // max(1, tasks_at_once() if sharing is None else sharing))
     return int(setting)
 
 
 @contextmanager
 def torch_threads(count: int) -> Iterator[None]:
     """torch uses ``count`` threads in the block, and what it used before afterwards."""
+    import torch  # here, so that a scheduler's open and close steps import this module without torch
+
     previous = torch.get_num_threads()
     torch.set_num_threads(count)
     try:

@@ -219,8 +219,12 @@ def fit(
     log: Callable[[str], None] = print,
     progress: bool | None = None,
     precision: str = "fp32",
+    on_epoch: Callable[[EpochStats], bool | None] | None = None,
 ) -> list[EpochStats]:
     """Trains ``model`` on tensors already on its device; returns one record per epoch.
+
+    ``on_epoch`` is called with each epoch's record; when it returns True, training stops there
+    (the learning-rate schedule is not shortened: a benchmark's "time to an accuracy" uses it).
 
     ``precision="bf16"`` computes the forward pass and the loss under bfloat16 autocast; the
     weights and the optimizer's state stay float32 (see :mod:`digit_recognizer.ml.precision`).
@@ -293,6 +297,8 @@ def fit(
         history.append(stats)
         pace = (time.perf_counter() - training_started) / (epoch + 1)
         log(format_epoch(stats, epochs, pace * (epochs - epoch - 1)))
+        if on_epoch is not None and on_epoch(stats):
+            break
     return history
 
 

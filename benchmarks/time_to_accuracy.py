@@ -1,0 +1,180 @@
+"""Time to 0.99 validation accuracy for the `cnn` on Kaggle-sized input: fp32 and bf16, one and all threads, quiet and busy.
+
+    python benchmarks/time_to_accuracy.py                 # the eight settings, each up to 8 epochs
+    python benchmarks/time_to_accuracy.py --rows 4000 --epochs 1 --settings fp32-1   # a quick look
+
+The data: the 42,000 labelled rows of `kaggle_sized.py` (shifted copies of the embedded sample's
+4,000 digits), split by *source digit*: the copies of a fifth of the sample's digits form the
+validation set, so no validation digit is a shifted copy of a training one. The training: the
+project's own `fit` with the `cnn` block of conf/base and the epochs of conf/kaggle (8, one-cycle
+over the 8 epochs), validation after every epoch; a setting stops once it reaches the target.
+
+Each setting runs in a fresh process (OpenMP reads its environment once). "busy" starts a second
+process beside it that multiplies 1024x1024 matrices with two torch threads. Prints the CPU model
+and flags, torch's parallel setup, then per setting: seconds per epoch (median), the epoch and the
+seconds of training (validation passes included) at which the target was first reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from threads import COMPETITOR, cpu  # noqa: E402
+
+SETTINGS = {  # name: (precision, threads)
+    "fp32-1": ("fp32", 1),
+    "fp32-2": ("fp32", 2),
+    "bf16-1": ("bf16", 1),
+    "bf16-2": ("bf16", 2),
+}
+
+
+def cnn_block(epochs: int) -> dict:
+    """conf/base's `cnn` block (the defaults of config.py filled in), with ``epochs``."""
+    from digit_recognizer.config import TrainingConfig
+
+    block = yaml.safe_load((ROOT / "conf" / "base" / "parameters_training.yml").read_text())["cnn"]
+    return TrainingConfig.model_validate({**block, "epochs": epochs}).model_dump()
+
+
+def data(rows: int, seed: int = 0):
+    """Kaggle-sized labelled rows, split by source digit (80 / 20), as [0, 1] image tensors."""
+    import numpy as np
+    import pandas as pd
+    import torch
+    from kaggle_sized import PIXELS, SAMPLE, shifted_copies
+
+    sample = pd.read_csv(SAMPLE / "train.csv")
+    pixels, labels = sample[PIXELS].to_numpy(dtype=np.uint8), sample["label"].to_numpy()
+    images, picks = shifted_copies(pixels, rows, np.random.default_rng(seed))
+    held_out = np.random.default_rng(1).permutation(len(pixels))[: len(pixels) // 5]
+    valid = np.isin(picks, held_out)
+
+    def tensors(chosen):
+        x = torch.from_numpy(images[chosen].astype(np.float32) / 255).reshape(-1, 1, 28, 28)
+        return x, torch.from_numpy(labels[picks[chosen]]).long()
+
+    return tensors(~valid), tensors(valid)
+
+
+def train(precision: str, threads: int, rows: int, epochs: int, target: float) -> dict:
+    """One setting, in this process: the epochs it ran and when it reached ``target``."""
+    import torch
+
+    from digit_recognizer.ml.registry import build_model
+    from digit_recognizer.ml.training import fit
+
+    torch.set_num_threads(threads)
+    config = cnn_block(epochs)
+    train_set, valid_set = data(rows)
+    torch.manual_seed(config["seed"])
+    model = build_model(config["architecture"], **config["model"])
+    start = time.perf_counter()
+    reached = {}
+
+    def on_epoch(stats) -> bool:
+        if stats.accuracy >= target and not reached:
+            reached.update(epoch=stats.epoch + 1, seconds=time.perf_counter() - start)
+        return bool(reached)
+
+    history = fit(
+        model,
+        train_set,
+        valid_set,
+        epochs=config["epochs"],
+        lr=config["lr"],
+        batch_size=config["batch_size"],
+        optimizer=config["optimizer"],
+        momentum=config["momentum"],
+        weight_decay=config["weight_decay"],
+        label_smoothing=config["label_smoothing"],
+        schedule=config["schedule"],
+        seed=config["seed"],
+        augment=config["augment"],
+        log=lambda line: print(line, file=sys.stderr),
+        progress=False,
+        precision=precision,
+        on_epoch=on_epoch,
+    )
+    return {
+        "train_rows": len(train_set[0]),
+        "valid_rows": len(valid_set[0]),
+        "epoch_seconds": [h.time for h in history],
+        "accuracy": [h.accuracy for h in history],
+        "reached": reached,
+    }
+
+
+def run_setting(name: str, busy: bool, args: argparse.Namespace) -> dict:
+    precision, threads = SETTINGS[name]
+    command = [sys.executable, __file__, "--child", name, "--rows", str(args.rows), "--epochs", str(args.epochs)]
+    command += ["--target", str(args.target)]
+    competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR]) if busy else None
+    try:
+        if competitor:
+            time.sleep(2)  # let it spin up
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    finally:
+        if competitor:
+            competitor.kill()
+            competitor.wait()
+    return json.loads(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=42_000, help="labelled rows (default: Kaggle's 42,000)")
+    parser.add_argument("--epochs", type=int, default=8, help="the one-cycle schedule's length (conf/kaggle: 8)")
+    parser.add_argument("--target", type=float, default=0.99)
+    parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, of {', '.join(SETTINGS)}")
+    parser.add_argument("--quiet-only", action="store_true", help="skip the runs beside a competing job")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        precision, threads = SETTINGS[args.child]
+        print(json.dumps(train(precision, threads, args.rows, args.epochs, args.target)))
+        return
+
+    import torch
+
+    print(f"cpu: {cpu()}")
+    print(f"python {platform.python_version()}, torch {torch.__version__}")
+    print(torch.__config__.parallel_info().strip())
+    print(f"cnn, conf/base settings, one-cycle over {args.epochs} epochs, target {args.target} validation accuracy")
+    print()
+    header = (
+        f"{'setting':<20}{'train rows':>11}{'s/epoch':>9}{'epochs run':>11}{'reached at':>12}{'seconds':>9}  accuracy"
+    )
+    print(header, flush=True)
+    for busy in (False,) if args.quiet_only else (False, True):
+        for name in args.settings.split(","):
+            result = run_setting(name, busy, args)
+            precision, threads = SETTINGS[name]
+            label = f"{precision} {threads}t {'busy' if busy else 'quiet'}"
+            reached = result["reached"]
+            at = f"epoch {reached['epoch']}" if reached else "not reached"
+            seconds = f"{reached['seconds']:.0f}" if reached else "-"
+            accuracy = " ".join(f"{a:.4f}" for a in result["accuracy"])
+            per_epoch = statistics.median(result["epoch_seconds"])
+            print(
+                f"{label:<20}{result['train_rows']:>11,}{per_epoch:>9.1f}{len(result['accuracy']):>11}{at:>12}"
+                f"{seconds:>9}  {accuracy}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
