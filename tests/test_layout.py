@@ -33,6 +33,16 @@ def _imports(path: Path) -> set[str]:
             ("kedro", "torch", "digit_recognizer.ml", "digit_recognizer.framework", "digit_recognizer.pipelines"),
         ),
         ("pipelines", ("digit_recognizer.framework", "digit_recognizer.runstore", "digit_recognizer.integrations")),
+        (
+            "report",
+            (
+                "kedro",
+                "torch",
+                "digit_recognizer.framework",
+                "digit_recognizer.pipelines",
+                "digit_recognizer.integrations",
+            ),
+        ),
     ],
 )
 def test_a_room_imports_nothing_it_may_not(room, forbidden):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 import torch
@@ -99,3 +100,33 @@ def test_a_tasks_share_counts_only_the_tasks_that_can_run_beside_it():
     assert tasks_at_once_in(dependencies, task="c") == 3
     with pytest.raises(ValueError, match="'x' is not a task of the DAG"):
         tasks_at_once_in(dependencies, task="x")
+
+
+def test_only_tasks_that_train_or_predict_take_a_share():
+    dependencies = {"split": [], "plot": ["split"], "train-a": ["split"], "train-b": ["split"], "close": ["train-a"]}
+    nodes = {
+        "split": ["stratified_split"],
+        "plot": ["plot_sample_digits"],
+        "train-a": ["normalise_images", "a.train_model"],
+        "train-b": ["b.train_model", "b.predict_test"],
+        "close": ["a.summarise_run"],
+    }
+    assert tasks_at_once_in(dependencies, task="train-a") == 3  # the plot and train-b
+    assert tasks_at_once_in(dependencies, task="train-a", nodes=nodes) == 2  # only train-b: the plot does not count
+    assert tasks_at_once_in(dependencies, task="plot", nodes=nodes) == 3
+
+
+def test_the_threaded_nodes_are_those_whose_functions_set_torch_threads():
+    import inspect
+
+    from digit_recognizer.pipeline_registry import register_pipelines
+    from digit_recognizer.pipelines.training import nodes as training
+
+    threaded = {
+        node.name.rsplit(".", 1)[-1]
+        for pipeline in register_pipelines().values()
+        for node in pipeline.nodes
+        if inspect.getmodule(node.func) is training
+        and re.search(r"\b_threads\(|\b_train\(", inspect.getsource(node.func))
+    }
+    assert threaded == training.THREADED_NODES

@@ -51,4 +51,5 @@ def test_a_run_is_logged_to_mlflow_whole(project):
 
     logged = set(artifacts())
     assert {"run.json", "linear/model.pt", "linear/training_curves.png", "centroid/confusion_matrix.png"} <= logged
+    assert "report.html" in logged  # the run's page
     assert run.data.tags["digit_recognizer.run_id"] in {d.name for d in (project / "data" / "runs").iterdir()}

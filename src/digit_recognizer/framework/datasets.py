@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 from kedro.io.core import AbstractDataset, DatasetError
-from kedro_datasets._typing import JSONPreview, TablePreview
+from kedro_datasets._typing import HTMLPreview, JSONPreview, TablePreview
 
 from digit_recognizer.errors import UserError
 
@@ -276,3 +276,28 @@ class TorchModelDataset(AbstractDataset[Any, Any]):
 
     def _exists(self) -> bool:
         return self._filepath.is_file()
+
+
+class HTMLDataset(AbstractDataset[str, str]):
+    """One HTML page (the run report); kedro-viz shows it in the dataset's preview."""
+
+    def __init__(self, *, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> str:
+        return self._filepath.read_text(encoding="utf-8")
+
+    def save(self, data: str) -> None:
+        self._filepath.parent.mkdir(parents=True, exist_ok=True)
+        self._filepath.write_text(data, encoding="utf-8")
+
+    def preview(self) -> HTMLPreview:
+        """The page itself, for kedro-viz."""
+        return HTMLPreview(self.load() if self._filepath.is_file() else "<p>No report yet: run the pipeline.</p>")
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}

@@ -6,9 +6,10 @@
   loads what :func:`~digit_recognizer.framework.versions.plan_versions` says.
 * The run holds a lock from before its first write (:class:`~digit_recognizer.runstore.LiveRun`);
   a run that raises deletes what it wrote, and what dead runs left is deleted before it starts.
-* Its last write is its record (:class:`~digit_recognizer.runstore.RunRecord`), filled from the
+* After the last node it writes the run's page (``run_report``, :mod:`digit_recognizer.report`);
+  its last write is its record (:class:`~digit_recognizer.runstore.RunRecord`), filled from the
   datasets the catalog declares (``metadata: {digit_recognizer: {record: input | metrics |
-  history}}``); then a short summary: the leaderboard, the submissions and where the record is.
+  history}}``); then a short summary: the leaderboard, the submissions, the page and the record.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from digit_recognizer.framework.kedro_compat import unwrap
 from digit_recognizer.framework.run_dataset import RunDataset
 from digit_recognizer.framework.stop_signals import StopSignals
 from digit_recognizer.framework.versions import plan_versions
+from digit_recognizer.report import REPORT_DATASET, render_report
 from digit_recognizer.runstore import JOIN_VARIABLE, LiveRun, RunPart, RunRecord, RunStateError, RunStore, iso_time
 from digit_recognizer.runstore.store import part_name
 
@@ -68,6 +70,7 @@ class RunHooks:
         self._histories: dict[str, str] = {}
         self._nodes: list[dict[str, Any]] = []
         self._node_started: dict[str, float] = {}
+        self._report: RunDataset | None = None
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
@@ -125,6 +128,10 @@ class RunHooks:
         self._reads = plan.reads
         for name, dataset in self._datasets.items():
             dataset.bind(name, plan.loads[name], self._run_id, self._live.journal)
+        report = unwrap(catalog.get(REPORT_DATASET)) if REPORT_DATASET in catalog else None
+        if isinstance(report, RunDataset) and not joined:  # a scheduled run's page is written when it closes
+            report.bind(REPORT_DATASET, None, self._run_id, self._live.journal)
+            self._report = report
         self._signals.trap()
         if "run" in pipeline.inputs():
             catalog.get("run").save({"run_id": self._run_id})  # the catalog's in-memory "run" entry
@@ -139,6 +146,9 @@ class RunHooks:
                 "sha256": attrs["sha256"],
                 "rows": len(data),
             }
+            if "label" in getattr(data, "columns", ()):
+                counts = data["label"].value_counts()
+                self._inputs[dataset_name]["labels"] = {str(d): int(counts.get(d, 0)) for d in range(10)}
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
@@ -170,6 +180,8 @@ class RunHooks:
         try:
             record = self._record(run_params, pipeline)
             try:
+                if self._report is not None:
+                    self._write_report(record)
                 path = self._live.commit(record)
             except BaseException:
                 self._live.abort()
@@ -230,6 +242,15 @@ class RunHooks:
             len(removed),
         )
 
+    def _write_report(self, record: RunRecord) -> None:
+        """The run's page, from the record as it will be written; it becomes one of the run's outputs."""
+        started = time.perf_counter()
+        earlier = RunStore.at(self._project).complete()
+        self._report.save(render_report(record, self._project, earlier))
+        record.outputs[REPORT_DATASET] = self._relative(self._report.file(self._run_id))
+        record.outputs = dict(sorted(record.outputs.items()))
+        logger.debug("Wrote the run report in %.2f s", time.perf_counter() - started)
+
     def _relative(self, path: Path) -> str:
         try:
             return str(path.relative_to(self._project))
@@ -270,6 +291,8 @@ class RunHooks:
     def _announce(self, record: RunRecord, path: Path) -> None:
         """This run's leaderboard, its submissions and where to look, as the run's last lines."""
         lines = [f"Run {record.run_id} complete in {record.seconds:.1f} s.", *record.leaderboard_lines()]
+        if REPORT_DATASET in record.outputs:
+            lines.append(f"  report: {record.outputs[REPORT_DATASET]}")
         lines.append(f"  run record: {self._relative(path)}")
         slowest = sorted(self._nodes, key=lambda n: n["seconds"], reverse=True)[:3]
         if slowest:

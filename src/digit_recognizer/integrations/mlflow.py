@@ -18,7 +18,7 @@ from digit_recognizer.runstore import RunRecord
 
 MAX_PARAM_LENGTH = 250  # MLflow's limit on a parameter's value
 HISTORY = ("train_loss", "valid_loss", "accuracy")
-ARTIFACT_SUFFIXES = (".png", ".pt", ".csv")  # plots, models, submissions and leaderboards
+ARTIFACT_SUFFIXES = (".png", ".pt", ".csv", ".html")  # plots, models, submissions, leaderboards, the page
 FINAL = ("validation_accuracy", "validation_loss", "test_score", "training_seconds", "parameters")
 
 

@@ -30,6 +30,7 @@ import yaml
 
 from digit_recognizer.ml.threads import TASKS_VARIABLE
 from digit_recognizer.runstore import JOIN_VARIABLE, RunIncompleteError, RunRecord, RunStore
+from digit_recognizer.runstore.files import WriteError
 
 logger = logging.getLogger(__name__)
 
@@ -134,17 +135,29 @@ def logging_config_path(project: Path, env: str | None) -> Path:
     return own if own.is_file() else project / "conf" / "airflow" / "logging.yml"
 
 
-def tasks_at_once(dependencies: Mapping[str, Sequence[str]], limit: int | None = None, task: str | None = None) -> int:
+def tasks_at_once(
+    dependencies: Mapping[str, Sequence[str]],
+    limit: int | None = None,
+    task: str | None = None,
+    nodes: Mapping[str, Sequence[str]] | None = None,
+) -> int:
     """The most tasks of a DAG that can run at the same time (at most ``limit``); with ``task``, beside that one.
 
     ``dependencies`` maps each task to the tasks it waits for. Tasks can run together when none
     waits (directly or not) for another; the largest such set is the DAG's width, found as the
     number of tasks less a maximum matching of "runs before" (Dilworth's theorem). With ``task``:
     the largest such set that holds ``task`` (a task that overlaps few others divides the CPUs
-    among fewer). It depends only on the DAG, so a task's thread count, and so its results, is
+    among fewer). With ``nodes`` (task → its node names), only tasks that train or predict with
+    torch count (a node of ``THREADED_NODES``): a plotting task beside a training one takes no
+    thread from it. It depends only on the DAG, so a task's thread count, and so its results, is
     the same in every DAG run.
     """
     tasks = sorted(set(dependencies) | {d for deps in dependencies.values() for d in deps})
+    counted = set(tasks)
+    if nodes is not None:
+        from digit_recognizer.pipelines.training.nodes import THREADED_NODES  # imports torch: only in a task
+
+        counted = {t for t in tasks if any(n.rsplit(".", 1)[-1] in THREADED_NODES for n in nodes.get(t, ()))}
     before: dict[str, set[str]] = {}
 
     def ancestors(name: str) -> set[str]:
@@ -158,6 +171,7 @@ def tasks_at_once(dependencies: Mapping[str, Sequence[str]], limit: int | None =
         if task not in tasks:
             raise ValueError(f"{task!r} is not a task of the DAG (tasks: {', '.join(tasks)})")
         tasks = [t for t in tasks if t != task and t not in ancestors(task) and task not in ancestors(t)]
+    tasks = [t for t in tasks if t in counted]
     later = {name: [t for t in tasks if name in ancestors(t)] for name in tasks}
     matched: dict[str, str] = {}  # a later task → the earlier task it is matched with
 
@@ -219,16 +233,24 @@ def close_run(run_id: str, project: str | os.PathLike[str] | None = None) -> Pat
     :class:`RunStateError` and changes nothing; abort such a run with ``python -m
     digit_recognizer.runs abort RUN_ID``.
     """
+    from digit_recognizer.report import REPORT_DATASET, write_report
+
     folder = project_path(project)
     store = RunStore.at(folder)
     try:
-        record, path = store.close_run(run_id)
+        record, path = store.close_run(run_id, lambda record, journal: write_report(store, record, journal))
     except RunIncompleteError as exc:
         removed = store.abort_run(run_id)
         raise RunIncompleteError(f"{exc}; aborted it and deleted the {len(removed)} version folders it wrote") from exc
+    except WriteError as exc:  # the page could not be written (a full disk): the run fails as for any output
+        removed = store.abort_run(run_id)
+        raise WriteError(
+            f"{exc}; aborted run {run_id} and deleted the {len(removed)} version folders it wrote"
+        ) from exc
     logger.info("Closed run %s: %s", run_id, path.relative_to(folder))
     for line in record.leaderboard_lines():
         logger.info(line)
+    logger.info("  report: %s", record.outputs[REPORT_DATASET])
     _log_to_mlflow(record, path, folder)
     return path
 

@@ -49,16 +49,19 @@ def lr_finder_curve(result: dict[str, Any], title: str) -> Figure:
 
 
 def training_curves(history: dict[str, Any]) -> Figure:
-    """Train and validation loss, and validation accuracy, per epoch."""
+    """Train and validation loss, validation accuracy and the learning rate, per epoch."""
     epochs = pd.DataFrame(history["epochs"])
-    fig = Figure(figsize=(10, 4))
-    loss_ax, acc_ax = fig.subplots(1, 2)
+    fig = Figure(figsize=(13, 3.8))
+    loss_ax, acc_ax, lr_ax = fig.subplots(1, 3)
     loss_ax.plot(epochs["epoch"], epochs["train_loss"], marker=".", label="train")
     loss_ax.plot(epochs["epoch"], epochs["valid_loss"], marker=".", label="validation")
     loss_ax.set(xlabel="epoch", ylabel="loss", title=f"{history['architecture']}: loss")
     loss_ax.legend()
     acc_ax.plot(epochs["epoch"], epochs["accuracy"], marker=".", color="tab:green")
     acc_ax.set(xlabel="epoch", ylabel="accuracy", title=f"{history['architecture']}: validation accuracy")
+    if "lr" in epochs:
+        lr_ax.plot(epochs["epoch"], epochs["lr"], marker=".", color="tab:purple")
+    lr_ax.set(xlabel="epoch", ylabel="learning rate (end of epoch)", title=f"{history['architecture']}: learning rate")
     fig.tight_layout()
     return fig
 
@@ -83,10 +86,12 @@ def confusion_matrix(metrics: dict[str, Any]) -> Figure:
     return fig
 
 
-def misclassified(images: np.ndarray, true: np.ndarray, predicted: np.ndarray, architecture: str) -> Figure:
-    """Validation digits the model got wrong, worst first."""
-    titles = [f"true {t} / pred {p}" for t, p in zip(true, predicted, strict=True)]
-    return digit_grid(images, titles, 6, f"{architecture}: worst-misclassified validation digits")
+def misclassified(
+    images: np.ndarray, true: np.ndarray, predicted: np.ndarray, confidence: np.ndarray, architecture: str
+) -> Figure:
+    """Validation digits the model got wrong, most confident first: true label, prediction, its probability."""
+    titles = [f"true {t} / pred {p}\np={c:.2f}" for t, p, c in zip(true, predicted, confidence, strict=True)]
+    return digit_grid(images, titles, 6, f"{architecture}: the most confidently wrong validation digits")
 
 
 def leaderboard_bars(leaderboard: pd.DataFrame) -> Figure:

@@ -1,4 +1,4 @@
-"""``python -m digit_recognizer.runs``: list, show, pin, close and abort runs."""
+"""``python -m digit_recognizer.runs``: list, show, report, pin, close and abort runs."""
 
 from __future__ import annotations
 
@@ -43,6 +43,24 @@ def _print_record(record: RunRecord, out: Callable[[str], None]) -> None:
     out(json.dumps(record.to_dict(), indent=2))
 
 
+def _report(store: RunStore, run_id: str | None, output: Path | None) -> int:
+    from digit_recognizer.report import REPORT_DATASET, render_report, write_report
+
+    record = store.record(run_id) if run_id else store.latest()
+    if record is None:
+        print(f"no complete run {run_id or ''} under {store.root}".replace("  ", " "), file=sys.stderr)
+        return 1
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(render_report(record, store.project, store.complete()), encoding="utf-8")
+        print(output)
+        return 0
+    if REPORT_DATASET not in record.outputs:  # a run from before pages existed gets one now
+        record = store.add_outputs(record.run_id, lambda r, journal: write_report(store, r, journal))
+    print(store.project / record.outputs[REPORT_DATASET])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m digit_recognizer.runs", description=_store.__doc__.splitlines()[0])
     parser.add_argument(
@@ -52,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("list", help="every run, newest first: complete ones with their scores, and any other's state")
     latest = commands.add_parser("latest", help="the latest complete run's record")
     latest.add_argument("--submission", metavar="ARCH", help="print only the path of this architecture's submission")
+    report = commands.add_parser(
+        "report", help="the path of a complete run's page (made from its record and outputs when it has none)"
+    )
+    report.add_argument("run_id", nargs="?", help="default: the latest complete run")
+    report.add_argument("--output", type=Path, help="write the page to this file instead (the run is not changed)")
     for name, text in (
         ("show", "a complete run's record"),
         ("pin", "keep a complete run whatever retention says"),
@@ -78,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _print_record(record, print)
         return 0
+    if args.command == "report":
+        return _report(store, args.run_id, args.output)
     if args.command == "show":
         record = store.record(args.run_id)
         if record is None:
@@ -88,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("close", "abort"):
         try:
             if args.command == "close":
-                _, path = store.close_run(args.run_id)
-                print(f"closed run {args.run_id}: {path}")
+                from digit_recognizer.report import REPORT_DATASET, write_report
+
+                record, path = store.close_run(args.run_id, lambda r, journal: write_report(store, r, journal))
+                print(f"closed run {args.run_id}: {path}\nreport: {record.outputs[REPORT_DATASET]}")
             else:
                 removed = store.abort_run(args.run_id)
                 print(f"aborted run {args.run_id}: deleted {len(removed)} version folders")

@@ -63,7 +63,10 @@ def atomic_write(final: Path, what: str) -> Iterator[Path]:
     never a part. A failure removes the temporary file and raises :class:`WriteError` naming
     ``what``, the path and the operating system's reason.
     """
-    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a full disk, or a file where a folder of the path should be
+        raise WriteError(f"Could not write {what} to {final}: {os_reason(exc)}") from exc
     temporary = temporary_name(final)
     try:
         yield temporary

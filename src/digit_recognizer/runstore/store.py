@@ -42,7 +42,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -271,12 +271,18 @@ class RunStore:
                 os.close(fd)
         return running
 
-    def close_run(self, run_id: str) -> tuple[RunRecord, Path]:
+    def close_run(
+        self,
+        run_id: str,
+        before_record: Callable[[RunRecord, Callable[[Path], None]], dict[str, str]] | None = None,
+    ) -> tuple[RunRecord, Path]:
         """Commits an open run: one record from its parts' records, once every node has run.
 
         Raises :class:`RunIncompleteError` when a node has not run or parts ran with different
         parameters, :class:`RunStateError` while a part runs or when the run is not open; the
-        run is left as it was.
+        run is left as it was. ``before_record(record, journal)`` writes more outputs of the run
+        (its page) before the record, noting each version folder with ``journal`` first, and
+        returns them (dataset → file); when it raises, the run stays open (abort it).
         """
         info = self.open_info(run_id)
         running = self._running_parts(run_id)
@@ -293,6 +299,16 @@ class RunStore:
             raise RunIncompleteError(f"the parts of run {run_id} ran with different parameters; abort it and run again")
         record = RunRecord.merge(info, parts)
         run_dir = self.root / run_id
+        if before_record is not None:
+            closing = run_dir / PARTS / "close.journal"  # abort_run deletes what it lists, as for a part
+
+            def note(folder: Path) -> None:
+                with open(closing, "a") as handle:
+                    handle.write(f"{folder}\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+
+            record.outputs = dict(sorted({**record.outputs, **before_record(record, note)}.items()))
         journal = sorted(
             {
                 str(path)
@@ -306,6 +322,32 @@ class RunStore:
         (run_dir / OPEN).unlink(missing_ok=True)
         shutil.rmtree(run_dir / PARTS, ignore_errors=True)
         return record, run_dir / RECORD
+
+    def add_outputs(
+        self, run_id: str, write: Callable[[RunRecord, Callable[[Path], None]], dict[str, str]]
+    ) -> RunRecord:
+        """Adds outputs to a complete run (an old run's page): ``write`` as for :meth:`close_run`.
+
+        The run's lock is held meanwhile; each folder goes into the run's journal before it is
+        written, so retention deletes it with the run; the record is rewritten (atomically) last.
+        """
+        run_dir = self.root / run_id
+        record = self.record(run_id)
+        if record is None:
+            raise RunStateError(f"no complete run {run_id!r} under {self.root}")
+        with self._claimed(run_dir) as claimed:
+            if not claimed:
+                raise RunStateError(f"run {run_id} is held by another process (being deleted?)")
+            has_journal = (run_dir / JOURNAL).exists()
+
+            def note(folder: Path) -> None:
+                if has_journal:
+                    with open(run_dir / JOURNAL, "a") as handle:
+                        handle.write(f"{folder}\n")
+
+            record.outputs = dict(sorted({**record.outputs, **write(record, note)}.items()))
+            record.write(run_dir / RECORD)
+        return record
 
     def abort_run(self, run_id: str) -> list[Path]:
         """Deletes an open run and everything its parts wrote; refuses while a part runs."""

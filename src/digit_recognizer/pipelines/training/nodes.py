@@ -26,14 +26,19 @@ from digit_recognizer.ml.training import (
     duration,
     evaluate,
     fit,
-    loss_function,
     lr_find,
     resolve_device,
-    to_labels,
 )
 from digit_recognizer.pipelines.data_processing.nodes import PIXEL_COLUMNS, RawDataError
 
 logger = logging.getLogger(__name__)
+
+
+THREADED_NODES = frozenset(
+    {"find_learning_rate", "train_model", "fit_model", "refit_on_all_rows", "evaluate_model", "predict_test"}
+)
+"""The nodes (by name within a namespace) whose torch work runs with ``threads``: what a scheduler's
+tasks divide the CPUs for (see ``integrations.scheduled.tasks_at_once``)."""
 
 
 def _threads(config: TrainingConfig) -> AbstractContextManager[None]:
@@ -253,16 +258,18 @@ def plot_confusion_matrix(metrics: dict[str, Any]) -> Figure:
 
 @torch.inference_mode()
 def plot_misclassified(split_model: nn.Module, validation_set: TensorDataset, count: int = 18) -> Figure:
-    """The validation digits the model misclassified with the highest loss."""
+    """The validation digits the model got wrong most confidently, with the probability it gave its wrong answer."""
     images, labels = validation_set.tensors
-    split_model.eval()
-    outputs = split_model(images)
-    predicted = to_labels(split_model, outputs)
-    losses = loss_function(split_model, outputs, labels, reduction="none")
+    probabilities = class_probabilities(split_model, images)
+    confidence, predicted = probabilities.max(dim=1)
     wrong = (predicted != labels).nonzero().flatten()
-    worst = wrong[losses[wrong].argsort(descending=True)[:count]]
+    worst = wrong[confidence[wrong].argsort(descending=True, stable=True)[:count]]
     return plots.misclassified(
-        images[worst].numpy(), labels[worst].numpy(), predicted[worst].numpy(), split_model.architecture
+        images[worst].numpy(),
+        labels[worst].numpy(),
+        predicted[worst].numpy(),
+        confidence[worst].numpy(),
+        split_model.architecture,
     )
 
 
