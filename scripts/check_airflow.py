@@ -12,7 +12,8 @@ outside the project, it
    ``digit-recognizer-conv-airflow``, with ``{"kedro_params": {"conv.epochs": N}}``;
 3. checks that every task succeeded, that the DAG run is exactly one complete project run (one
    record, every node of the pipeline, every output under the run's one version, no open run
-   left) and that its submission is complete (``ImageId,Label``, one row per test row);
+   left), that its submission is complete (``ImageId,Label``, one row per test row) and that
+   ``close-run`` wrote the run's page (the run report, naming the run);
 4. prints what each task cost: its time in Airflow beside the time its Kedro nodes took, and
    the start-up of one task in a fresh process, as an Airflow worker pays it for every task.
 
@@ -187,6 +188,9 @@ def _check(project: Path, env: dict[str, str], outside: Path, dags: Path, epochs
         problems.append(f"open runs left: {opened}")
     if rows[0] != ["ImageId", "Label"] or len(rows) - 1 != test_rows:
         problems.append(f"{submission}: header {rows[0]}, {len(rows) - 1} rows for {test_rows} test rows")
+    page = project / record.outputs.get("run_report", "missing")
+    if not page.is_file() or run_id not in page.read_text(encoding="utf-8"):
+        problems.append(f"close-run wrote no run report naming run {run_id} (looked for {page})")
     if record.parameters[PIPELINE]["epochs"] != epochs:
         problems.append(f"{PIPELINE}.epochs ran as {record.parameters[PIPELINE]['epochs']}, not {epochs}")
     if problems:
@@ -202,7 +206,7 @@ def _check(project: Path, env: dict[str, str], outside: Path, dags: Path, epochs
         print(f"  {task['task_id']:<46}{seconds:>10.1f} s{kedro:>12}")
     score = record.metrics.get(PIPELINE, {}).get("test_score")
     print(f"  run record: {store.root / run_id / 'run.json'}; {len(dag_nodes)} nodes; submission {submission}")
-    print(f"  {PIPELINE} after {epochs} epochs: test score {score}")
+    print(f"  {PIPELINE} after {epochs} epochs: test score {score}; report {page}")
     fresh, node = _fresh_process_startup(project, env)
     print(f"  one task in a fresh process (as on an Airflow worker): {fresh:.1f} s, of which its node {node:.2f} s")
     print("OK")

@@ -144,6 +144,10 @@ def test_a_dag_run_is_one_run_with_one_record(conv_dag, project, elsewhere):
     assert list(submission.columns) == ["ImageId", "Label"] and len(submission) == 1000
     assert record["metrics"]["conv"]["run"] == run_id  # the leaderboard row names the one run
     assert sorted(p.name for p in (project / "data" / "runs" / run_id).iterdir()) == ["journal", "run.json"]
+    page = project / record["outputs"]["run_report"]  # the close step wrote the whole DAG run's page
+    assert page == project / "data" / "08_reporting" / "report.html" / run_id / "report.html"
+    assert run_id in page.read_text() and f"{len(tasks)} tasks on" in page.read_text()
+    assert str(page.parent) in (project / "data" / "runs" / run_id / "journal").read_text()  # retention deletes it
     history = json.loads((project / record["outputs"][record["histories"]["conv"]]).read_text())
     assert history["threads"] == max(1, available_cpus() // 2)
 
@@ -344,4 +348,4 @@ def test_kedro_run_joins_an_open_run_from_the_command_line(project):
         assert f"Part {node} of run {run_id} done" in " ".join(result.stderr.split())
     record = json.loads(close_run(run_id, project=project).read_text())
     assert record["nodes"] == sorted(nodes) and record["reads"] == {}
-    assert sorted(record["outputs"]) == ["split", "validated_test", "validated_train"]
+    assert sorted(record["outputs"]) == ["run_report", "split", "validated_test", "validated_train"]
