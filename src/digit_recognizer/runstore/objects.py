@@ -1,0 +1,305 @@
+"""The run store's primitives where there is no ``flock`` and no rename: whole objects, conditional writes, leases.
+
+On a local disk a run's liveness is a ``flock`` the operating system lets go of when the
+process dies, and a file appears whole by a rename. An object store (S3, GCS, Azure Blob, and
+the S3-compatible servers) has neither. What it has, and what this module assumes of it:
+
+* **an object appears whole or not at all** (one PUT: a reader sees the old object or the new
+  one, never a part);
+* **strong read-after-write consistency**: a read or a listing after a successful write sees it;
+* **conditional writes**: create only if absent (``If-None-Match: *``) and replace only if
+  unchanged (``If-Match: <etag>``).
+
+On these, a run proves it is alive with a :class:`Lease`: an object it creates once and renews
+(a conditional replace) every third of its time to live. A reader that finds the lease's expiry
+passed, by more than the allowed clock skew, may declare the run dead with :func:`reap`: a
+conditional replace of the lease by a tombstone, which only one reaper can win. A holder that
+was paused (a stopped VM, a long GC, a lost network) and wakes up after its lease expired finds
+out before it writes anything more: :meth:`Lease.check` refuses once the expiry it last wrote has
+passed, and its next renewal fails because the lease is no longer the object it wrote. It must
+then stop, and never write into a run that another process declared dead.
+
+``docs/object-storage.md`` says which stores provide these properties. Nothing here imports
+Kedro; the filesystems come from fsspec (``s3://`` needs the ``[s3]`` extra: s3fs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from digit_recognizer.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TTL = 30.0  # seconds a lease lives without renewal
+DEFAULT_SKEW = 10.0  # how far apart the clocks of the hosts that share a store may be
+
+
+class LeaseLost(UserError, RuntimeError):
+    """This process's lease expired or was taken: the run was (or may be) declared dead; it must stop writing."""
+
+
+def _condition(error: BaseException) -> str | None:
+    """``"failed"`` for a 412 Precondition Failed (or fsspec's FileExistsError for an exclusive create),
+    ``"conflict"`` for a 409 ConditionalRequestConflict (a concurrent conditional write: retry), else None."""
+    if isinstance(error, FileExistsError):
+        return "failed"
+    seen: BaseException | None = error
+    while seen is not None:
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict):
+            code = str(response.get("Error", {}).get("Code", ""))
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code == "ConditionalRequestConflict" or status == 409:
+                return "conflict"
+            if code in {"PreconditionFailed", "412"} or status == 412:
+                return "failed"
+        if "PreconditionFailed" in str(seen) or "Precondition Failed" in str(seen):
+            return "failed"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _conditional(write: Callable[[], None], attempts: int = 5) -> bool:
+    """Runs a conditional write: True when it was made, False when its precondition failed.
+
+    A 409 (another conditional write to the key was in flight) is retried after a short wait, as
+    AWS documents; the retry then meets the other write's outcome.
+    """
+    for attempt in range(attempts):
+        try:
+            write()
+            return True
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            condition = _condition(exc)
+            if condition == "failed":
+                return False
+            if condition != "conflict" or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * 2**attempt)
+    return False
+
+
+class Objects:
+    """Whole objects under one prefix of an fsspec store (``s3://bucket/prefix``), by key (``run/lease.json``)."""
+
+    def __init__(self, url: str, **storage_options: Any) -> None:
+        import fsspec
+
+        self.url = url.rstrip("/")
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **storage_options)
+
+    def path(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def get(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and the ETag of those bytes, or None when there is none."""
+        path = self.path(key)
+        if hasattr(self.fs, "_call_s3"):  # S3: one GET returns both
+            from fsspec.asyn import sync
+
+            bucket, name, _ = self.fs.split_path(path)
+
+            async def get_object() -> tuple[bytes, str]:
+                response = await self.fs._call_s3("get_object", Bucket=bucket, Key=name)
+                async with response["Body"] as body:
+                    return await body.read(), str(response["ETag"]).strip('"')
+
+            try:
+                return sync(self.fs.loop, get_object)
+            except FileNotFoundError:
+                return None
+        while True:  # elsewhere: read between two looks at the ETag, until they agree
+            try:
+                self.fs.invalidate_cache(path)
+                before = self.fs.info(path).get("ETag")
+                data = self.fs.cat_file(path)
+                self.fs.invalidate_cache(path)
+                after = self.fs.info(path).get("ETag")
+            except FileNotFoundError:
+                return None
+            if before == after:
+                return data, str(after or "").strip('"')
+
+    def put(self, key: str, data: bytes) -> None:
+        """Writes the object whole (one PUT)."""
+        self.fs.pipe_file(self.path(key), data)
+
+    def create(self, key: str, data: bytes) -> bool:
+        """Writes the object only if there is none (``If-None-Match: *``); False when it was there."""
+        return _conditional(lambda: self.fs.pipe_file(self.path(key), data, mode="create"))
+
+    def replace(self, key: str, data: bytes, etag: str) -> str | None:
+        """Replaces the object only if its ETag is still ``etag``; its new ETag, or None when it changed."""
+        written: dict[str, Any] = {}
+
+        def put() -> None:
+            written["response"] = self.fs.pipe_file(self.path(key), data, IfMatch=f'"{etag}"')
+
+        if not _conditional(put):
+            return None
+        response = written.get("response")
+        if isinstance(response, dict) and response.get("ETag"):  # S3 says which version it wrote
+            return str(response["ETag"]).strip('"')
+        found = self.get(key)
+        return None if found is None else found[1]
+
+    def delete(self, key: str) -> None:
+        try:
+            self.fs.rm_file(self.path(key))
+        except FileNotFoundError:
+            pass
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """Every key under ``prefix``, sorted."""
+        base = self.path(prefix).rstrip("/")
+        self.fs.invalidate_cache()
+        try:
+            found = self.fs.find(base)
+        except FileNotFoundError:
+            return []
+        return sorted(path[len(self.root) + 1 :] for path in found)
+
+
+@dataclass
+class LeaseInfo:
+    """What a lease object says: who holds it, until when (the holder's clock), and whether it was reaped."""
+
+    holder: str
+    host: str
+    pid: int
+    expires: float
+    reaped_by: str | None = None
+
+    @classmethod
+    def parse(cls, data: bytes) -> LeaseInfo:
+        raw = json.loads(data)
+        return cls(**{k: raw.get(k) for k in ("holder", "host", "pid", "expires", "reaped_by")})
+
+    def dump(self) -> bytes:
+        return json.dumps(self.__dict__, sort_keys=True).encode()
+
+
+class Lease:
+    """This process's claim that a run (or a part of one) is alive: an object it renews until it lets go.
+
+    ``acquire`` creates the lease object (it fails when one is there); ``start`` renews it from a
+    daemon thread every ``ttl / 3`` seconds; ``check`` raises :class:`LeaseLost` once the expiry
+    last written has passed or a renewal failed (call it before every write); ``release`` deletes it.
+    """
+
+    def __init__(
+        self, objects: Objects, key: str, ttl: float = DEFAULT_TTL, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.objects, self.key, self.ttl, self.clock = objects, key, ttl, clock
+        self.holder = uuid.uuid4().hex
+        self.expires = 0.0
+        self.lost: str | None = None
+        self._etag: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def _info(self, expires: float) -> LeaseInfo:
+        return LeaseInfo(holder=self.holder, host=socket.gethostname(), pid=os.getpid(), expires=expires)
+
+    def acquire(self) -> None:
+        expires = self.clock() + self.ttl
+        if not self.objects.create(self.key, self._info(expires).dump()):
+            raise FileExistsError(f"{self.objects.path(self.key)} is held by another process")
+        found = self.objects.get(self.key)
+        if found is None or LeaseInfo.parse(found[0]).holder != self.holder:
+            raise FileExistsError(f"{self.objects.path(self.key)} was taken as it was made")
+        self._etag, self.expires = found[1], expires
+
+    def renew(self) -> None:
+        """Extends the lease by ``ttl``; raises :class:`LeaseLost` if it expired first or is no longer ours."""
+        with self._lock:
+            self.check()
+            expires = self.clock() + self.ttl
+            etag = self.objects.replace(self.key, self._info(expires).dump(), self._etag or "")
+            if etag is None:
+                self.lost = f"the lease {self.objects.path(self.key)} was taken over (the run was declared dead)"
+                raise LeaseLost(self.lost)
+            self._etag, self.expires = etag, expires
+
+    def check(self) -> None:
+        """Raises :class:`LeaseLost` when this process may no longer write for the run."""
+        if self.lost:
+            raise LeaseLost(self.lost)
+        if self.clock() >= self.expires:
+            self.lost = (
+                f"the lease {self.objects.path(self.key)} expired {self.clock() - self.expires:.1f} s ago "
+                "(the process was paused or cut off): another process may have declared the run dead"
+            )
+            raise LeaseLost(self.lost)
+
+    def start(self) -> None:
+        """Renews the lease from a daemon thread until :meth:`release`."""
+
+        def beat() -> None:
+            while not self._stop.wait(self.ttl / 3):
+                try:
+                    self.renew()
+                except LeaseLost as exc:
+                    logger.error("%s", exc)
+                    return
+                except Exception as exc:  # a network error: try again at the next beat, while the lease lasts
+                    logger.warning("Could not renew %s: %s", self.objects.path(self.key), exc)
+
+        self._thread = threading.Thread(target=beat, name=f"lease {self.key}", daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        """Stops renewing and deletes the lease (only while it is still ours)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            found = self.objects.get(self.key)
+            if found is not None and LeaseInfo.parse(found[0]).holder == self.holder:
+                self.objects.delete(self.key)
+
+
+def lease_state(
+    objects: Objects, key: str, now: float | None = None, skew: float = DEFAULT_SKEW
+) -> tuple[str, LeaseInfo | None]:
+    """``("live" | "expired" | "reaped" | "none", info)``: expired means past its expiry by more than ``skew``."""
+    found = objects.get(key)
+    if found is None:
+        return "none", None
+    info = LeaseInfo.parse(found[0])
+    if info.reaped_by:
+        return "reaped", info
+    now = time.time() if now is None else now
+    return ("expired" if now > info.expires + skew else "live"), info
+
+
+def reap(objects: Objects, key: str, now: float | None = None, skew: float = DEFAULT_SKEW) -> bool:
+    """Declares the holder of an expired lease dead; True for the one caller that wins.
+
+    The lease is replaced by a tombstone only if it is still the object that expired, so a
+    holder that renewed meanwhile keeps its run, two reapers cannot both win, and the holder's
+    next renewal fails.
+    """
+    found = objects.get(key)
+    if found is None:
+        return False
+    data, etag = found
+    info = LeaseInfo.parse(data)
+    now = time.time() if now is None else now
+    if info.reaped_by or now <= info.expires + skew:
+        return False
+    tombstone = LeaseInfo(info.holder, info.host, info.pid, info.expires, reaped_by=uuid.uuid4().hex)
+    return objects.replace(key, tombstone.dump(), etag) is not None
