@@ -92,6 +92,9 @@ def test_the_template_names_the_dag_after_its_pipeline_and_env_and_runs_every_no
     assert {"open-run", "close-run"} <= {
         k.value.value for c in ast.walk(tree) if isinstance(c, ast.Call) for k in c.keywords if k.arg == "task_id"
     }
+    # the DAG function uses Airflow's `task` and `dag`: assigning either name there breaks the DAG at import
+    assigned = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    assert not assigned & {"task", "dag", "Param"}, assigned
     dependencies = dag_dependencies(conv_dag)
     assert set(dependencies) == set(tasks) and all(set(d) <= set(tasks) for d in dependencies.values())
     assert text.count("tasks_at_once=at_once") == len(tasks)  # every task divides the CPUs
