@@ -27,6 +27,8 @@ import json, sys, time, torch
 sys.path.insert(0, {src!r})
 from digit_recognizer.ml.models import build_model
 torch.set_num_threads({threads})
+if {interop}:
+    torch.set_num_interop_threads({interop})
 torch.manual_seed(0)
 model = build_model("cnn")
 optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
@@ -54,9 +56,9 @@ def cpu() -> str:
     return f"{model}; flags: {' '.join(shown) or 'none of avx2/avx512/amx'}; {os.cpu_count()} CPUs"
 
 
-def step_ms(threads: int, bf16: bool, steps: int, env: dict[str, str]) -> float:
+def step_ms(threads: int, bf16: bool, steps: int, env: dict[str, str], interop: int = 0) -> float:
     src = str(Path(__file__).resolve().parents[1] / "src")
-    code = STEP.format(src=src, threads=threads, bf16=bf16, warmup=5, steps=steps)
+    code = STEP.format(src=src, threads=threads, bf16=bf16, warmup=5, steps=steps, interop=interop)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     return statistics.median(json.loads(out)) * 1000
 
@@ -71,13 +73,14 @@ def main() -> None:
     print(f"python {platform.python_version()}, torch {torch.__version__}")
     print(torch.__config__.parallel_info().strip())
     print()
-    settings = [
-        ("1 thread", 1, {}),
-        ("2 threads", 2, {}),
-        ("2 threads, OMP_WAIT_POLICY=PASSIVE", 2, {"OMP_WAIT_POLICY": "PASSIVE"}),
+    settings = [  # name, threads, environment, inter-op threads (0: torch's default)
+        ("1 thread", 1, {}, 0),
+        ("2 threads", 2, {}, 0),
+        ("2 threads, OMP_WAIT_POLICY=PASSIVE", 2, {"OMP_WAIT_POLICY": "PASSIVE"}, 0),
+        ("2 threads, 1 inter-op thread", 2, {}, 1),
     ]
     print(f"{'ms per cnn step (median)':<40}{'fp32 quiet':>11}{'fp32 busy':>11}{'bf16 quiet':>11}{'bf16 busy':>11}")
-    for name, threads, extra in settings:
+    for name, threads, extra, interop in settings:
         env = {**os.environ, **extra}
         row = []
         for busy in (False, True):
@@ -85,7 +88,7 @@ def main() -> None:
             try:
                 if competitor:
                     time.sleep(2)  # let it spin up
-                row.append([step_ms(threads, bf16, args.steps, env) for bf16 in (False, True)])
+                row.append([step_ms(threads, bf16, args.steps, env, interop) for bf16 in (False, True)])
             finally:
                 if competitor:
                     competitor.kill()
