@@ -237,3 +237,18 @@ def test_a_page_that_cannot_be_written_fails_the_run_and_leaves_nothing(project)
     assert "Traceback" not in out
     assert RunStore.at(project).complete() == []  # no record: the run did not happen
     assert not [p for p in (project / "data" / "06_models").rglob("*") if p.is_file()]  # what it wrote is gone
+
+
+def test_a_run_without_models_or_inputs_and_an_old_record_still_get_a_page(tmp_path):
+    bare = run_record("2026-12-02T00.00.00.000Z", pipelines=["data_processing"])  # no metrics, inputs, timings
+    old = run_record(  # a record from before label counts, test scores and validation sizes were kept
+        "2026-12-01T00.00.00.000Z",
+        pipelines=["data_processing"],
+        metrics={"conv": {"validation_accuracy": 0.97}},
+        inputs={"raw_train": {"path": "train.csv", "bytes": 10, "sha256": "c" * 64}},
+        host=None,
+    )
+    html = render_report(bare, tmp_path, [old])
+    assert bare.run_id in html and f"Since run {old.run_id}" in html
+    assert "not in this run" in html  # conv scored then, not now
+    assert "raw_train" in html  # the input that is gone

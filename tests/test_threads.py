@@ -130,3 +130,27 @@ def test_the_threaded_nodes_are_those_whose_functions_set_torch_threads():
         and re.search(r"\b_threads\(|\b_train\(", inspect.getsource(node.func))
     }
     assert threaded == training.THREADED_NODES
+
+
+@pytest.mark.slow
+def test_a_thread_runner_divides_the_cpus_and_a_parallel_runner_is_refused_with_a_reason(project):
+    import json
+
+    from digit_recognizer.runstore import RunStore
+
+    from .conftest import kedro
+
+    params = "conv.epochs=1,mlp.epochs=1"
+    threaded = kedro(project, "run", "--pipelines", "conv,mlp", "--runner", "ThreadRunner", "--params", params)
+    assert threaded.returncode == 0, threaded.stderr[-3000:]
+    found = re.search(r"Nodes that train or predict may run (\d+) at once", threaded.stdout + threaded.stderr)
+    assert found and int(found.group(1)) >= 2  # conv's and mlp's trainings are independent
+    [record] = RunStore.at(project).complete()
+    for key in ("conv", "mlp"):
+        history = json.loads((project / record.outputs[record.histories[key]]).read_text())
+        assert history["threads"] == max(1, available_cpus() // int(found.group(1)))
+
+    parallel = kedro(project, "run", "--pipeline", "conv", "--runner", "ParallelRunner")
+    out = " ".join((parallel.stdout + parallel.stderr).split())
+    assert parallel.returncode == 1 and "Error: --runner ParallelRunner cannot run this project" in out
+    assert "Traceback" not in out and len(RunStore.at(project).complete()) == 1

@@ -34,10 +34,12 @@ from kedro.pipeline import Pipeline
 
 from digit_recognizer import __version__
 from digit_recognizer.config import check_parameters
+from digit_recognizer.errors import UserError
 from digit_recognizer.framework.kedro_compat import unwrap
 from digit_recognizer.framework.run_dataset import RunDataset
 from digit_recognizer.framework.stop_signals import StopSignals
 from digit_recognizer.framework.versions import plan_versions
+from digit_recognizer.ml.threads import TASKS_VARIABLE, widest
 from digit_recognizer.report import REPORT_DATASET, render_report
 from digit_recognizer.runstore import JOIN_VARIABLE, LiveRun, RunPart, RunRecord, RunStateError, RunStore, iso_time
 from digit_recognizer.runstore.store import part_name
@@ -71,6 +73,9 @@ class RunHooks:
         self._nodes: list[dict[str, Any]] = []
         self._node_started: dict[str, float] = {}
         self._report: RunDataset | None = None
+        if getattr(self, "_set_tasks_variable", False):  # put back what the previous run set
+            os.environ.pop(TASKS_VARIABLE, None)
+        self._set_tasks_variable = False
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
@@ -79,8 +84,16 @@ class RunHooks:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        at_once = _nodes_at_once(str(run_params.get("runner") or ""), pipeline)  # refuses ParallelRunner first
         joined = os.environ.get(JOIN_VARIABLE)
         self._start(joined or run_params["run_id"])
+        if at_once > 1 and not os.environ.get(TASKS_VARIABLE):
+            # ThreadRunner trains independent nodes at once: `threads: auto` divides the CPUs among them
+            os.environ[TASKS_VARIABLE] = str(at_once)
+            self._set_tasks_variable = True
+            logger.info(
+                "Nodes that train or predict may run %d at once: threads: auto divides the CPUs among them", at_once
+            )
         store = RunStore.at(self._project)
         for run_id, removed in store.remove_dead():
             logger.warning("Removed what the interrupted run %s left: %d folders", run_id, len(removed))
@@ -174,6 +187,7 @@ class RunHooks:
 
     @hook_impl(tryfirst=True)  # before kedro-mlflow closes its MLflow run
     def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any) -> None:
+        self._restore_tasks_variable()
         if self._live is None:
             return
         self._signals.hold()  # the commit is not interrupted halfway
@@ -210,6 +224,7 @@ class RunHooks:
 
     @hook_impl
     def on_pipeline_error(self, error: Exception) -> None:
+        self._restore_tasks_variable()
         self._signals.hold()  # a signal does not stop the rollback halfway
         try:
             self._roll_back("failed")
@@ -241,6 +256,11 @@ class RunHooks:
             seconds,
             len(removed),
         )
+
+    def _restore_tasks_variable(self) -> None:
+        if self._set_tasks_variable:
+            os.environ.pop(TASKS_VARIABLE, None)
+            self._set_tasks_variable = False
 
     def _write_report(self, record: RunRecord) -> None:
         """The run's page, from the record as it will be written; it becomes one of the run's outputs."""
@@ -304,6 +324,32 @@ class RunHooks:
         )
         for line in lines:
             logger.info(line)
+
+
+class RunnerError(UserError, ValueError):
+    """A Kedro runner this project's runs cannot use."""
+
+
+def _nodes_at_once(runner: str, pipeline: Any) -> int:
+    """How many nodes that train or predict the runner may run at once (1 for Kedro's SequentialRunner).
+
+    ``ParallelRunner`` is refused: each node would run in another process, but a run's outputs
+    are bound to this one (its journal, its lock, its version).
+    """
+    if "ParallelRunner" in runner:
+        raise RunnerError(
+            "--runner ParallelRunner cannot run this project: a run's outputs are versioned, journalled and "
+            "rolled back by this process, which other processes cannot share. Use --runner ThreadRunner (nodes "
+            "in threads; threads: auto divides the CPUs among the trainings that run at once) or a scheduler "
+            "(docs/airflow.md)."
+        )
+    if "ThreadRunner" not in runner:
+        return 1
+    from digit_recognizer.pipelines.training.nodes import THREADED_NODES
+
+    dependencies = {node.name: [dep.name for dep in deps] for node, deps in pipeline.node_dependencies.items()}
+    counted = {node.name for node in pipeline.nodes if node.name.rsplit(".", 1)[-1] in THREADED_NODES}
+    return widest(dependencies, counted=counted) if counted else 1
 
 
 def _in_catalog(catalog: Any, name: str) -> bool:

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from digit_recognizer.ml.threads import TASKS_VARIABLE
+from digit_recognizer.ml.threads import TASKS_VARIABLE, widest
 from digit_recognizer.runstore import JOIN_VARIABLE, RunIncompleteError, RunRecord, RunStore
 from digit_recognizer.runstore.files import WriteError
 
@@ -152,39 +152,12 @@ def tasks_at_once(
     thread from it. It depends only on the DAG, so a task's thread count, and so its results, is
     the same in every DAG run.
     """
-    tasks = sorted(set(dependencies) | {d for deps in dependencies.values() for d in deps})
-    counted = set(tasks)
+    counted = None
     if nodes is not None:
         from digit_recognizer.pipelines.training.nodes import THREADED_NODES  # imports torch: only in a task
 
-        counted = {t for t in tasks if any(n.rsplit(".", 1)[-1] in THREADED_NODES for n in nodes.get(t, ()))}
-    before: dict[str, set[str]] = {}
-
-    def ancestors(name: str) -> set[str]:
-        if name not in before:
-            before[name] = set()
-            for dep in dependencies.get(name, ()):
-                before[name] |= {dep} | ancestors(dep)
-        return before[name]
-
-    if task is not None:
-        if task not in tasks:
-            raise ValueError(f"{task!r} is not a task of the DAG (tasks: {', '.join(tasks)})")
-        tasks = [t for t in tasks if t != task and t not in ancestors(task) and task not in ancestors(t)]
-    tasks = [t for t in tasks if t in counted]
-    later = {name: [t for t in tasks if name in ancestors(t)] for name in tasks}
-    matched: dict[str, str] = {}  # a later task → the earlier task it is matched with
-
-    def augment(name: str, seen: set[str]) -> bool:
-        for other in later[name]:
-            if other not in seen:
-                seen.add(other)
-                if other not in matched or augment(matched[other], seen):
-                    matched[other] = name
-                    return True
-        return False
-
-    width = len(tasks) - sum(augment(name, set()) for name in tasks) + (task is not None)
+        counted = {t for t, names in nodes.items() if any(n.rsplit(".", 1)[-1] in THREADED_NODES for n in names)}
+    width = widest(dependencies, counted=counted, through=task)
     return max(1, min(width, limit) if limit else width)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -86,3 +86,44 @@ def torch_threads(count: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def widest(
+    dependencies: Mapping[str, Sequence[str]], counted: Collection[str] | None = None, through: str | None = None
+) -> int:
+    """The most tasks of a DAG that can run at the same time (with ``through``: beside that task, itself included).
+
+    ``dependencies`` maps each task to the tasks it waits for; tasks can run together when none
+    waits (directly or not) for another, and the largest such set is found as the number of tasks
+    less a maximum matching of "runs before" (Dilworth's theorem). Only tasks in ``counted`` (all
+    when None) count, ``through`` always does.
+    """
+    tasks = sorted(set(dependencies) | {d for deps in dependencies.values() for d in deps})
+    before: dict[str, set[str]] = {}
+
+    def ancestors(name: str) -> set[str]:
+        if name not in before:
+            before[name] = set()
+            for dep in dependencies.get(name, ()):
+                before[name] |= {dep} | ancestors(dep)
+        return before[name]
+
+    if through is not None:
+        if through not in tasks:
+            raise ValueError(f"{through!r} is not a task of the DAG (tasks: {', '.join(tasks)})")
+        tasks = [t for t in tasks if t != through and t not in ancestors(through) and through not in ancestors(t)]
+    if counted is not None:
+        tasks = [t for t in tasks if t in counted]
+    later = {name: [t for t in tasks if name in ancestors(t)] for name in tasks}
+    matched: dict[str, str] = {}  # a later task → the earlier task it is matched with
+
+    def augment(name: str, seen: set[str]) -> bool:
+        for other in later[name]:
+            if other not in seen:
+                seen.add(other)
+                if other not in matched or augment(matched[other], seen):
+                    matched[other] = name
+                    return True
+        return False
+
+    return max(1, len(tasks) - sum(augment(name, set()) for name in tasks) + (through is not None))
