@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -73,3 +74,39 @@ def run_record(run_id: str, **fields):
 
     base = {"started": "2026-11-27T00:00:00+00:00", "finished": "2026-11-27T00:00:01+00:00", "seconds": 1.0}
     return RunRecord(run_id=run_id, **{**base, "pipelines": ["conv"], "parameters": {}, **fields})
+
+
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """An S3-compatible server (moto's server mode) on 127.0.0.1, started for the tests and stopped after them."""
+    import socket
+
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    pytest.importorskip("s3fs", reason="the [s3] extra (s3fs) is not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def s3_bucket(endpoint: str, name: str) -> str:
+    """A new bucket on ``endpoint``; its name."""
+    import boto3
+
+    bucket = re.sub(r"[^a-z0-9-]", "-", name.lower())[:50].strip("-")
+    boto3.client("s3", endpoint_url=endpoint, **_boto_credentials()).create_bucket(Bucket=bucket)
+    return bucket
+
+
+def _boto_credentials() -> dict[str, str]:
+    return {
+        "aws_access_key_id": S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        "region_name": S3_CREDENTIALS["AWS_DEFAULT_REGION"],
+    }

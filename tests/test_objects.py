@@ -2,45 +2,25 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
 import pytest
 
 pytest.importorskip("s3fs", reason="the [s3] extra (s3fs) is not installed")
-moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed")
+pytest.importorskip("moto.server", reason="moto[server] is not installed")
 
 from digit_recognizer.runstore.objects import Lease, LeaseLost, Objects, lease_state, reap  # noqa: E402
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def endpoint():
-    """An S3-compatible server on 127.0.0.1, started for these tests and stopped after them."""
-    port = free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+from .conftest import S3_CREDENTIALS, s3_bucket  # noqa: E402
 
 
 @pytest.fixture
-def objects(endpoint, monkeypatch, request) -> Objects:
-    for name, value in CREDENTIALS.items():
+def objects(s3_endpoint, monkeypatch, request) -> Objects:
+    for name, value in S3_CREDENTIALS.items():
         monkeypatch.setenv(name, value)
-    import boto3
-
-    bucket = f"runs-{request.node.name.replace('_', '-')[:40].lower()}"
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
-    return Objects(f"s3://{bucket}/project", client_kwargs={"endpoint_url": endpoint}, skip_instance_cache=True)
+    bucket = s3_bucket(s3_endpoint, f"runs-{request.node.name}")
+    return Objects(f"s3://{bucket}/project", client_kwargs={"endpoint_url": s3_endpoint}, skip_instance_cache=True)
 
 
 def test_objects_are_written_whole_read_with_their_etag_and_listed(objects):

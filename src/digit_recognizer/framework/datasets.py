@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from copy import deepcopy
 from pathlib import Path
@@ -13,6 +14,7 @@ from kedro.io.core import AbstractDataset, DatasetError
 from kedro_datasets._typing import HTMLPreview, JSONPreview, TablePreview
 
 from digit_recognizer.errors import UserError
+from digit_recognizer.runstore.locations import is_url
 
 
 class InputFileError(UserError, DatasetError):
@@ -201,8 +203,11 @@ class TorchModelDataset(AbstractDataset[Any, Any]):
           dataset: digit_recognizer.framework.datasets.TorchModelDataset
     """
 
-    def __init__(self, *, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = Path(filepath)
+    def __init__(
+        self, *, filepath: str, credentials: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None
+    ) -> None:
+        self._location, self._credentials = filepath, credentials or {}
+        self._filepath = filepath if is_url(filepath) else Path(filepath)
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
@@ -215,7 +220,11 @@ class TorchModelDataset(AbstractDataset[Any, Any]):
 
         path = self._filepath
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+            if is_url(self._location):
+                with _open(self._location, "rb", self._credentials) as handle:
+                    payload = torch.load(io.BytesIO(handle.read()), map_location="cpu", weights_only=True)
+            else:
+                payload = torch.load(path, map_location="cpu", weights_only=True)
         except FileNotFoundError:
             raise
         except Exception as exc:
@@ -244,7 +253,6 @@ class TorchModelDataset(AbstractDataset[Any, Any]):
         from digit_recognizer.ml.models import Preprocessing
 
         path = self._filepath
-        path.parent.mkdir(parents=True, exist_ok=True)
         preprocessing = getattr(data, "preprocessing", None)
         if not isinstance(preprocessing, Preprocessing):
             raise InputFileError(
@@ -259,7 +267,14 @@ class TorchModelDataset(AbstractDataset[Any, Any]):
             "preprocessing": preprocessing.to_dict(),
             "state_dict": {k: v.detach().cpu() for k, v in data.state_dict().items()},
         }
-        torch.save(payload, path)
+        if not is_url(self._location):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(payload, path)
+            return
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        with _open(self._location, "wb", self._credentials) as handle:  # one PUT
+            handle.write(buffer.getvalue())
 
     def preview(self) -> JSONPreview:
         """Architecture, options and size of the model, for kedro-viz."""
@@ -281,23 +296,42 @@ class TorchModelDataset(AbstractDataset[Any, Any]):
 class HTMLDataset(AbstractDataset[str, str]):
     """One HTML page (the run report); kedro-viz shows it in the dataset's preview."""
 
-    def __init__(self, *, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = Path(filepath)
+    def __init__(
+        self, *, filepath: str, credentials: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None
+    ) -> None:
+        self._location, self._credentials = filepath, credentials or {}
         self.metadata = metadata
 
     def load(self) -> str:
-        return self._filepath.read_text(encoding="utf-8")
+        with _open(self._location, "rb", self._credentials) as handle:
+            return handle.read().decode("utf-8")
 
     def save(self, data: str) -> None:
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        self._filepath.write_text(data, encoding="utf-8")
+        with _open(self._location, "wb", self._credentials) as handle:
+            handle.write(data.encode("utf-8"))
 
     def preview(self) -> HTMLPreview:
         """The page itself, for kedro-viz."""
-        return HTMLPreview(self.load() if self._filepath.is_file() else "<p>No report yet: run the pipeline.</p>")
+        return HTMLPreview(self.load() if self._exists() else "<p>No report yet: run the pipeline.</p>")
 
     def _exists(self) -> bool:
-        return self._filepath.is_file()
+        if is_url(self._location):
+            import fsspec
+
+            fs, path = fsspec.core.url_to_fs(self._location, **self._credentials)
+            return fs.exists(path)
+        return Path(self._location).is_file()
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
+        return {"filepath": self._location}
+
+
+def _open(location: str, mode: str, credentials: dict[str, Any] | None = None):
+    """A local file (its folder made for a write) or an object through fsspec (one PUT on close)."""
+    if not is_url(location):
+        if "w" in mode:
+            Path(location).parent.mkdir(parents=True, exist_ok=True)
+        return open(location, mode)
+    import fsspec
+
+    return fsspec.open(location, mode, **(credentials or {}))

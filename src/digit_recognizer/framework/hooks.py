@@ -122,7 +122,7 @@ class RunHooks:
                 run_params.get("load_versions") or {},
                 lambda name: next(iter(writers(name)), None),
                 earlier_parts=earlier,
-                exists=lambda name, version: self._datasets[name].file(version).exists(),
+                exists=lambda name, version: self._datasets[name].exists_version(version),
                 writers=writers,
             )
             if joined:
@@ -271,7 +271,9 @@ class RunHooks:
         record.outputs = dict(sorted(record.outputs.items()))
         logger.debug("Wrote the run report in %.2f s", time.perf_counter() - started)
 
-    def _relative(self, path: Path) -> str:
+    def _relative(self, path: Path | str) -> str:
+        if isinstance(path, str):  # a URL: kept whole
+            return path
         try:
             return str(path.relative_to(self._project))
         except ValueError:

@@ -6,7 +6,8 @@ It wraps any file dataset (as Kedro's ``CachedDataset`` wraps one) and adds what
   the version it saves (the run's id) and the version it loads (the run's own, the one given
   with ``--load-versions``, or the latest *complete* run's);
 * **atomic saves**: the wrapped dataset writes a temporary name beside the versioned file,
-  which is renamed into place once it is whole, so no reader ever sees half a file;
+  which is renamed into place once it is whole, so no reader ever sees half a file (on an
+  object store, ``s3://…``, where there is no rename, the one PUT of the object does that);
 * **a journal**: before the first byte is written the version folder is noted in the run's
   journal, so a run that dies is cleaned up by the next.
 
@@ -38,6 +39,7 @@ from kedro.io.core import AbstractDataset, AbstractVersionedDataset, DatasetErro
 
 from digit_recognizer.errors import UserError
 from digit_recognizer.runstore.files import WriteError, atomic_write
+from digit_recognizer.runstore.locations import Location, is_url
 
 
 class OutputWriteError(UserError, DatasetError):
@@ -55,52 +57,82 @@ class RunDataset(AbstractVersionedDataset[Any, Any]):
         filepath: str,
         dataset: str | dict[str, Any],
         version: Version | None = None,
+        credentials: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self._config = {"type": dataset} if isinstance(dataset, str) else dict(dataset)
         if "filepath" in self._config:
             raise DatasetError(f"RunDataset {filepath}: give 'filepath' to the RunDataset, not to the wrapped dataset.")
-        if "://" in filepath and not filepath.startswith("file://"):
-            raise DatasetError(f"RunDataset keeps its versions on the local disk only, not {filepath}.")
+        if credentials:
+            self._config["credentials"] = credentials
         self.metadata = metadata
         self._name = filepath
-        self._journal: Callable[[Path], None] | None = None
-        super().__init__(
-            filepath=PurePosixPath(filepath.removeprefix("file://")), version=version or Version(None, None)
-        )
+        self._journal: Callable[[Location], None] | None = None
+        self._protocol = ""
+        functions: dict[str, Any] = {}
+        if is_url(filepath):  # an object store: fsspec lists and checks the versions
+            import fsspec
+            from kedro.io.core import get_protocol_and_path
+
+            self._protocol, path = get_protocol_and_path(filepath)
+            fs = fsspec.filesystem(self._protocol, **(credentials or {}))
+            functions = {"exists_function": fs.exists, "glob_function": fs.glob}
+            self._fs = fs
+        else:
+            path = filepath.removeprefix("file://")
+        super().__init__(filepath=PurePosixPath(path), version=version or Version(None, None), **functions)
         preview = getattr(type(self._at(self.folder)), "preview", None)
         if preview is not None:  # kedro-viz reads the preview's type from its signature
 
             def previewed(*args: Any, **kwargs: Any) -> Any:
-                return self._at(Path(str(self._get_load_path()))).preview(*args, **kwargs)
+                return self._at(self._location(self._get_load_path())).preview(*args, **kwargs)
 
             self.preview = functools.wraps(preview)(previewed)
 
-    def bind(self, name: str, load: str | None, save: str, journal: Callable[[Path], None] | None) -> None:
+    def bind(self, name: str, load: str | None, save: str, journal: Callable[[Location], None] | None) -> None:
         """From now on: load ``load`` (None: the newest version folder), save ``save``, note each new folder in ``journal``."""
         self._name = name
         self._version = Version(load, save)
         self._clear_version_cache()
         self._journal = journal
 
+    def _location(self, path: Any) -> Location:
+        """A path Kedro computed, as a local Path or a URL."""
+        return f"{self._protocol}://{path}" if self._protocol else Path(str(path))
+
     @property
-    def folder(self) -> Path:
+    def folder(self) -> Location:
         """``<filepath>``: the folder that holds one subfolder per version."""
-        return Path(str(self._filepath))
+        return self._location(self._filepath)
 
-    def file(self, version: str) -> Path:
+    def file(self, version: str) -> Location:
         """``<filepath>/<version>/<file name>``."""
-        return Path(str(self._get_versioned_path(version)))
+        return self._location(self._get_versioned_path(version))
 
-    def _at(self, path: Path) -> AbstractDataset:
+    def exists_version(self, version: str) -> bool:
+        path = self._get_versioned_path(version)
+        return bool(self._exists_function(str(path))) if self._protocol else Path(str(path)).exists()
+
+    def _at(self, path: Location) -> AbstractDataset:
         """The wrapped dataset, reading or writing ``path``."""
         return AbstractDataset.from_config(self._name, {**self._config, "filepath": str(path)})
 
     def load(self) -> Any:
-        return self._at(Path(str(self._get_load_path()))).load()
+        return self._at(self._location(self._get_load_path())).load()
 
     def save(self, data: Any) -> None:
-        final = Path(str(self._get_save_path()))  # refuses a version folder that is already there
+        final = self._location(self._get_save_path())  # refuses a version folder that is already there
+        if self._protocol:  # one PUT: the object appears whole or not at all
+            if self._journal is not None:
+                self._journal(str(final).rsplit("/", 1)[0])
+            try:
+                self._at(final).save(data)
+            except Exception as exc:  # a refused credential, a missing bucket, the network
+                reason = str(getattr(exc, "__cause__", None) or exc).splitlines()[0]
+                raise OutputWriteError(f"Could not write dataset '{self._name}' to {final}: {reason}") from exc
+            if hasattr(self, "_fs"):
+                self._fs.invalidate_cache()
+            return
         if self._journal is not None:
             self._journal(final.parent)
         try:
@@ -111,7 +143,7 @@ class RunDataset(AbstractVersionedDataset[Any, Any]):
 
     def _exists(self) -> bool:
         try:
-            return self.file(self.resolve_load_version()).exists()
+            return self.exists_version(self.resolve_load_version())
         except DatasetError:
             return False
 

@@ -10,11 +10,12 @@ files stay where they are. Nothing here is imported unless MLflow already is.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from digit_recognizer.runstore import RunRecord
+from digit_recognizer.runstore import RunRecord, locations
 
 MAX_PARAM_LENGTH = 250  # MLflow's limit on a parameter's value
 HISTORY = ("train_loss", "valid_loss", "accuracy")
@@ -58,7 +59,8 @@ def log_run(record: RunRecord, record_path: Path, project: Path) -> str | None:
         if row.get(key) is not None
     ]
     for name, output in record.histories.items():
-        epochs = json.loads((project / record.outputs[output]).read_text())["epochs"]
+        epochs = json.loads(locations.read_bytes(locations.resolve(project, record.outputs[output])) or b"{}")
+        epochs = epochs.get("epochs", [])
         metrics += [
             Metric(f"{name}.{key}", float(epoch[key]), now, int(epoch["epoch"]))
             for epoch in epochs
@@ -72,5 +74,19 @@ def log_run(record: RunRecord, record_path: Path, project: Path) -> str | None:
     for output, path in record.outputs.items():
         if Path(path).suffix in ARTIFACT_SUFFIXES:
             folder = output.split(".")[0] if "." in output else ""
-            mlflow.log_artifact(str(project / path), artifact_path=folder or None)
+            _log_artifact(mlflow, locations.resolve(project, path), folder or None)
     return run_id
+
+
+def _log_artifact(mlflow: Any, location: locations.Location, folder: str | None) -> None:
+    """Logs a local file as it is, an object from an object store through a temporary copy."""
+    if not locations.is_url(location):
+        mlflow.log_artifact(str(location), artifact_path=folder)
+        return
+    data = locations.read_bytes(location)
+    if data is None:
+        return
+    with tempfile.TemporaryDirectory() as temporary:
+        copy = Path(temporary) / str(location).rsplit("/", 1)[-1]
+        copy.write_bytes(data)
+        mlflow.log_artifact(str(copy), artifact_path=folder)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import io
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from digit_recognizer.report.compare import compare, flatten, previous_run
-from digit_recognizer.runstore import RunRecord, RunStore
+from digit_recognizer.runstore import RunRecord, RunStore, locations
 from digit_recognizer.runstore.files import atomic_write
 
 REPORT_DATASET = "run_report"  # the catalog entry; the same file for a `kedro run` and a scheduler's close step
@@ -148,24 +149,23 @@ def _section(record: RunRecord, project: Path, key: str) -> Section:
         if image:
             section.images.append((title, image))
     if f"{key}.leaderboard" in outputs:  # the ensemble's members beside it
-        path = project / outputs[f"{key}.leaderboard"]
-        if path.is_file():
-            with open(path, newline="") as handle:
-                section.members = list(csv.DictReader(handle))
+        data = locations.read_bytes(locations.resolve(project, outputs[f"{key}.leaderboard"]))
+        if data is not None:
+            section.members = list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
     return section
 
 
-def _json(project: Path, relative: str | None) -> dict[str, Any] | None:
-    if not relative or not (project / relative).is_file():
-        return None
-    return json.loads((project / relative).read_text())
+def _json(project: Path, stored: str | None) -> dict[str, Any] | None:
+    data = locations.read_bytes(locations.resolve(project, stored)) if stored else None
+    return None if data is None else json.loads(data)
 
 
-def _image(project: Path, relative: str | None) -> str | None:
-    """A PNG the run wrote, as a ``data:`` URI (the page carries its images)."""
-    if not relative or not (project / relative).is_file() or not relative.endswith(".png"):
+def _image(project: Path, stored: str | None) -> str | None:
+    """A PNG the run wrote (on this disk or an object store), as a ``data:`` URI: the page carries its images."""
+    if not stored or not stored.endswith(".png"):
         return None
-    return "data:image/png;base64," + base64.b64encode((project / relative).read_bytes()).decode("ascii")
+    data = locations.read_bytes(locations.resolve(project, stored))
+    return None if data is None else "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
 def write_report(store: RunStore, record: RunRecord, journal: Callable[[Path], None]) -> dict[str, str]:

@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from digit_recognizer.runstore.files import size
+from digit_recognizer.runstore.locations import is_url, size
 from digit_recognizer.runstore.record import RunRecord
 from digit_recognizer.runstore.store import RunStore, describe_open
 
@@ -72,7 +72,7 @@ def prune(data_dir: Path, keep: int, dry_run: bool = False) -> Pruned:
 
 def _orphans(data_dir: Path, runs: list[RunRecord], store: RunStore) -> list[Path]:
     """Version folders that belong to no run (written before runs were recorded, or by hand)."""
-    known = {folder.resolve() for record in runs for folder in store.folders(record)}
+    known = {Path(folder).resolve() for record in runs for folder in store.folders(record) if not is_url(folder)}
     live = {live["run_id"] for live in store.live()}
     return sorted(
         folder

@@ -49,7 +49,8 @@ from pathlib import Path
 from typing import Any
 
 from digit_recognizer.errors import UserError
-from digit_recognizer.runstore.files import atomic_write, iso_time, read_json, remove, size, try_lock
+from digit_recognizer.runstore import locations
+from digit_recognizer.runstore.files import atomic_write, iso_time, read_json, try_lock
 from digit_recognizer.runstore.record import RunRecord
 
 logger = logging.getLogger(__name__)
@@ -156,9 +157,9 @@ class RunStore:
     def record(self, run_id: str) -> RunRecord | None:
         return RunRecord.read(self.root / run_id / RECORD)
 
-    def folders(self, record: RunRecord) -> list[Path]:
-        """The version folders a complete run wrote."""
-        return [(self.project / path).parent for path in record.outputs.values()]
+    def folders(self, record: RunRecord) -> list[locations.Location]:
+        """The version folders a complete run wrote (local paths, or URLs for outputs on an object store)."""
+        return [locations.parent(locations.resolve(self.project, path)) for path in record.outputs.values()]
 
     def is_pinned(self, run_id: str) -> bool:
         return (self.root / run_id / PINNED).exists()
@@ -178,9 +179,9 @@ class RunStore:
                 raise RunStateError(f"run {record.run_id} is held by another process")
             (run_dir / RECORD).replace(run_dir / DELETING)  # no longer complete, even if we die now
             for path in journal_entries(run_dir) or self.folders(record):
-                freed += size(path)
-                remove(path)
-            freed += size(run_dir)
+                freed += locations.size(path)
+                locations.remove(path)
+            freed += locations.size(run_dir)
             shutil.rmtree(run_dir, ignore_errors=True)
         return freed
 
@@ -365,19 +366,20 @@ class RunStore:
         return removed
 
 
-def journal_entries(folder: Path, name: str = "") -> list[Path]:
+def journal_entries(folder: Path, name: str = "") -> list[locations.Location]:
     path = folder / (f"{name}.journal" if name else JOURNAL)
     try:
-        return [Path(line) for line in path.read_text().splitlines() if line]
+        lines = [line for line in path.read_text().splitlines() if line]
     except OSError:
         return []
+    return [line if locations.is_url(line) else Path(line) for line in lines]
 
 
-def delete_journal(folder: Path, name: str = "") -> list[Path]:
+def delete_journal(folder: Path, name: str = "") -> list[locations.Location]:
     removed = []
     for path in journal_entries(folder, name):
-        if path.exists():
-            remove(path)
+        if locations.exists(path):
+            locations.remove(path)
             removed.append(path)
     return removed
 

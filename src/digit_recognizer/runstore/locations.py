@@ -1,0 +1,78 @@
+"""Where a run's outputs are: a path relative to the project (``data/...``) or a URL (``s3://bucket/...``).
+
+Run records and journals keep local outputs relative to the project folder and remote ones as
+URLs; these helpers read, measure and delete either (fsspec for URLs; ``s3://`` needs the
+``[s3]`` extra).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from digit_recognizer.runstore.files import remove as remove_path
+from digit_recognizer.runstore.files import size as path_size
+
+Location = Path | str  # a local path, or a URL
+
+
+def is_url(location: str | Path) -> bool:
+    """``s3://…``, ``gs://…`` and the like; ``file://`` counts as local."""
+    text = str(location)
+    return "://" in text and not text.startswith("file://")
+
+
+def resolve(project: Path, stored: str | Path) -> Location:
+    """A location as a record keeps it, made usable: a URL as it is, a relative path under ``project``."""
+    return str(stored) if is_url(stored) else project / str(stored).removeprefix("file://")
+
+
+def parent(location: Location) -> Location:
+    return str(location).rstrip("/").rsplit("/", 1)[0] if is_url(location) else Path(location).parent
+
+
+def _fs(url: str):
+    import fsspec
+
+    return fsspec.core.url_to_fs(url)
+
+
+def exists(location: Location) -> bool:
+    if not is_url(location):
+        return Path(location).exists()
+    fs, path = _fs(str(location))
+    fs.invalidate_cache()
+    return fs.exists(path)
+
+
+def remove(location: Location) -> None:
+    """Deletes a file or a folder (a prefix, on an object store); nothing to delete is fine."""
+    if not is_url(location):
+        remove_path(Path(location))
+        return
+    fs, path = _fs(str(location))
+    try:
+        fs.rm(path, recursive=True)
+    except FileNotFoundError:
+        pass
+    fs.invalidate_cache()
+
+
+def size(location: Location) -> int:
+    if not is_url(location):
+        return path_size(Path(location))
+    fs, path = _fs(str(location))
+    try:
+        return int(fs.du(path))
+    except FileNotFoundError:
+        return 0
+
+
+def read_bytes(location: Location) -> bytes | None:
+    """A file's bytes, or None when it is not there."""
+    if not is_url(location):
+        return Path(location).read_bytes() if Path(location).is_file() else None
+    fs, path = _fs(str(location))
+    try:
+        return fs.cat_file(path)
+    except FileNotFoundError:
+        return None
