@@ -1,8 +1,9 @@
 """Runs whose outputs live on an object store (`data_root=s3://...`), against moto's S3 server on 127.0.0.1.
 
-The run store (records, journals, locks) stays on the project's disk; every output goes to the
-bucket, one version per run, and the run's guarantees hold there: "latest" is the newest complete
-run, a failed run deletes what it wrote, retention deletes whole runs.
+The run store (records, journals, leases) lives in the bucket too, under ``<data_root>/runs``;
+every output goes to the bucket, one version per run, and the run's guarantees hold there:
+"latest" is the newest complete run, a failed run deletes what it wrote, retention deletes whole
+runs. Nothing but the raw files is on the project's disk.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def s3(s3_endpoint, request):
+def s3(s3_endpoint, request, monkeypatch):
     """The environment a `kedro run` needs to reach the test endpoint, and a fresh bucket's data root."""
     import s3fs
 
-    env = {**os.environ, **S3_CREDENTIALS, "AWS_ENDPOINT_URL": s3_endpoint, "DO_NOT_TRACK": "1"}
+    for name, value in {**S3_CREDENTIALS, "AWS_ENDPOINT_URL": s3_endpoint}.items():
+        monkeypatch.setenv(name, value)  # for this process's RunStore too
+    env = {**os.environ, "DO_NOT_TRACK": "1"}
     bucket = s3_bucket(s3_endpoint, f"data-{request.node.name}")
     fs = s3fs.S3FileSystem(
         key=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
@@ -51,13 +54,16 @@ def test_a_run_on_an_object_store_keeps_every_guarantee(project, s3):
     env, root, fs = s3
     first = run(project, env, "--pipeline", "conv", "--params", f"conv.epochs=1,data_root={root}")
     assert first.returncode == 0, first.stderr[-3000:]
-    store = RunStore.at(project)
+    store = RunStore.at(project, root)
+    assert store.root == f"{root}/runs"
     [record] = store.complete()
     assert record.outputs and all(path.startswith(f"{root}/") for path in record.outputs.values())
     assert all(f"/{record.run_id}/" in path for path in record.outputs.values())  # one version: the run's
     written = objects(fs, root)
     assert {path.removeprefix("s3://") for path in record.outputs.values()} <= set(written)
+    assert f"{root}/runs/{record.run_id}/run.json".removeprefix("s3://") in written  # the record: in the bucket
     assert not (project / "data" / "07_model_output").exists()  # nothing of it on the local disk
+    assert not (project / "data" / "runs").exists()
     page = fs.cat_file(record.outputs["run_report"].removeprefix("s3://")).decode()
     assert record.run_id in page and "data:image/png;base64," in page  # its images read back from the bucket
 
@@ -80,7 +86,7 @@ def test_a_run_on_an_object_store_keeps_every_guarantee(project, s3):
     newest = run(project, env, "--pipeline", "conv", "--params", f"conv.epochs=1,data_root={root}")
     assert newest.returncode == 0, newest.stderr[-3000:]
     retention = subprocess.run(
-        [sys.executable, "-m", "digit_recognizer.retention", "--keep", "1"],
+        [sys.executable, "-m", "digit_recognizer.retention", "--keep", "1", "--data-root", root],
         cwd=project,
         env=env,
         capture_output=True,
@@ -91,3 +97,16 @@ def test_a_run_on_an_object_store_keeps_every_guarantee(project, s3):
     [kept] = store.complete()  # the newest run wrote every dataset the others did
     left = objects(fs, root)
     assert left and all(f"/{kept.run_id}/" in path for path in left), left
+
+    # The runs command finds them in the bucket.
+    listed = subprocess.run(
+        [sys.executable, "-m", "digit_recognizer.runs", "--data-root", root, "list"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0 and listed.stdout.splitlines()[-1].startswith(f"{kept.run_id}  conv  conv "), (
+        listed.stdout + listed.stderr
+    )

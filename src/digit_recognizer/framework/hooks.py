@@ -54,6 +54,7 @@ class RunHooks:
 
     def __init__(self) -> None:
         self._project = Path.cwd()
+        self._data_root: str | None = None
         self._parameters: dict[str, Any] = {}
         self._live: LiveRun | None = None
         self._signals = StopSignals(self._roll_back)
@@ -81,6 +82,13 @@ class RunHooks:
     def after_context_created(self, context: Any) -> None:
         self._project = Path(context.project_path)
         self._parameters = check_parameters(_plain(context.config_loader["parameters"]))  # defaults filled in
+        loader = context.config_loader
+        runtime = getattr(loader, "runtime_params", None) or {}
+        try:
+            configured = (loader["globals"] or {}).get("data_root")
+        except Exception:  # a project without globals.yml
+            configured = None
+        self._data_root = str(runtime.get("data_root") or configured or "") or None  # the runs live under it
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
@@ -94,7 +102,7 @@ class RunHooks:
             logger.info(
                 "Nodes that train or predict may run %d at once: threads: auto divides the CPUs among them", at_once
             )
-        store = RunStore.at(self._project)
+        store = RunStore.at(self._project, self._data_root)
         for run_id, removed in store.remove_dead():
             logger.warning("Removed what the interrupted run %s left: %d folders", run_id, len(removed))
 
@@ -265,7 +273,7 @@ class RunHooks:
     def _write_report(self, record: RunRecord) -> None:
         """The run's page, from the record as it will be written; it becomes one of the run's outputs."""
         started = time.perf_counter()
-        earlier = RunStore.at(self._project).complete()
+        earlier = RunStore.at(self._project, self._data_root).complete()
         self._report.save(render_report(record, self._project, earlier))
         record.outputs[REPORT_DATASET] = self._relative(self._report.file(self._run_id))
         record.outputs = dict(sorted(record.outputs.items()))

@@ -35,7 +35,7 @@ def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def log_run(record: RunRecord, record_path: Path, project: Path) -> str | None:
+def log_run(record: RunRecord, record_path: locations.Location, project: Path) -> str | None:
     """Logs the run into MLflow's active run (kedro-mlflow's); returns its id, or None if none is active."""
     import mlflow
     from mlflow.entities import Metric
@@ -70,7 +70,7 @@ def log_run(record: RunRecord, record_path: Path, project: Path) -> str | None:
     for start in range(0, len(metrics), 1000):  # and at most 1,000 metrics
         client.log_batch(run_id, metrics=metrics[start : start + 1000])
 
-    mlflow.log_artifact(str(record_path))
+    _log_artifact(mlflow, record_path, None)
     for output, path in record.outputs.items():
         if Path(path).suffix in ARTIFACT_SUFFIXES:
             folder = output.split(".")[0] if "." in output else ""

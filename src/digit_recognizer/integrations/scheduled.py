@@ -31,6 +31,7 @@ import yaml
 from digit_recognizer.ml.threads import TASKS_VARIABLE, widest
 from digit_recognizer.runstore import JOIN_VARIABLE, RunIncompleteError, RunRecord, RunStore
 from digit_recognizer.runstore.files import WriteError
+from digit_recognizer.runstore.store import configured_data_root
 
 logger = logging.getLogger(__name__)
 
@@ -78,12 +79,13 @@ def open_run(
     """Opens a run that will run ``nodes`` of ``pipeline``; returns its id for the tasks."""
     from kedro.io.core import generate_timestamp
 
-    store = RunStore.at(project_path(project))
+    params = kedro_params(params)
+    store = RunStore.at(project_path(project), configured_data_root(project_path(project), env, params), env)
     info = {
         "pipelines": [pipeline],
         "nodes": sorted(nodes),
         "env": env,
-        "runtime_params": kedro_params(params),
+        "runtime_params": params,
         "scheduler": dict(scheduler or {}),
     }
     while True:
@@ -198,20 +200,29 @@ def run_task(
             session.run(pipeline_names=[pipeline], node_names=list(nodes))
 
 
-def close_run(run_id: str, project: str | os.PathLike[str] | None = None) -> Path:
+def close_run(
+    run_id: str,
+    project: str | os.PathLike[str] | None = None,
+    env: str | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> Path | str:
     """Commits the run once every node has run; otherwise deletes all it wrote and raises.
 
-    Returns the run record's path. A part still running (the scheduler runs the close step after
-    every task is done, so it should find none) or a run that is not open raises
-    :class:`RunStateError` and changes nothing; abort such a run with ``python -m
-    digit_recognizer.runs abort RUN_ID``.
+    Returns the run record's path (a URL where the runs live on an object store). ``env`` and
+    ``params``: as given to :func:`open_run`, to find the run store (under ``data_root``). A task
+    that was killed on a host that shares only an object store still holds its lease for up to
+    ``ttl + skew`` seconds; the close step waits that long for it to be found dead. A part still
+    running after that, or a run that is not open, raises :class:`RunStateError` and changes
+    nothing; abort such a run with ``python -m digit_recognizer.runs abort RUN_ID``.
     """
     from digit_recognizer.report import REPORT_DATASET, write_report
 
     folder = project_path(project)
-    store = RunStore.at(folder)
+    store = RunStore.at(folder, configured_data_root(folder, env, kedro_params(params)), env)
     try:
-        record, path = store.close_run(run_id, lambda record, journal: write_report(store, record, journal))
+        record, path = store.close_run(
+            run_id, lambda record, journal: write_report(store, record, journal), wait=store.backend.grace
+        )
     except RunIncompleteError as exc:
         removed = store.abort_run(run_id)
         raise RunIncompleteError(f"{exc}; aborted it and deleted the {len(removed)} version folders it wrote") from exc
@@ -220,7 +231,7 @@ def close_run(run_id: str, project: str | os.PathLike[str] | None = None) -> Pat
         raise WriteError(
             f"{exc}; aborted run {run_id} and deleted the {len(removed)} version folders it wrote"
         ) from exc
-    logger.info("Closed run %s: %s", run_id, path.relative_to(folder))
+    logger.info("Closed run %s: %s", run_id, path if isinstance(path, str) else path.relative_to(folder))
     for line in record.leaderboard_lines():
         logger.info(line)
     logger.info("  report: %s", record.outputs[REPORT_DATASET])
@@ -228,7 +239,7 @@ def close_run(run_id: str, project: str | os.PathLike[str] | None = None) -> Pat
     return path
 
 
-def _log_to_mlflow(record: RunRecord, path: Path, folder: Path) -> None:
+def _log_to_mlflow(record: RunRecord, path: Path | str, folder: Path) -> None:
     """Logs the whole run as one MLflow run where the [mlflow] extra is installed."""
     try:
         import mlflow

@@ -175,9 +175,14 @@ def write_report(store: RunStore, record: RunRecord, journal: Callable[[Path], N
     fails later deletes the page with the rest of what it wrote. For :meth:`RunStore.close_run`
     and :meth:`RunStore.add_outputs`.
     """
+    html = render_report(record, store.project, store.complete())
+    if store.data_root and locations.is_url(store.data_root):  # the runs and their outputs are in a bucket
+        url = f"{store.data_root.rstrip('/')}/{report_file(record.run_id).relative_to(REPORT_FOLDER.parts[0])}"
+        journal(locations.parent(url))
+        locations.write_bytes(url, html.encode("utf-8"), "the run report")
+        return {REPORT_DATASET: url}
     relative = report_file(record.run_id)
     final = store.project / relative
-    html = render_report(record, store.project, store.complete())
     journal(final.parent)
     with atomic_write(final, "the run report") as temporary:
         temporary.write_text(html, encoding="utf-8")

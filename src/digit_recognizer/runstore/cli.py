@@ -8,12 +8,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from digit_recognizer.runstore import locations
 from digit_recognizer.runstore import store as _store
-from digit_recognizer.runstore.files import read_json
 from digit_recognizer.runstore.record import RunRecord
 from digit_recognizer.runstore.store import (
     DEFAULT_ROOT,
-    OPEN,
     ROOT_VARIABLE,
     RunState,
     RunStateError,
@@ -30,7 +29,7 @@ def _describe(store: RunStore, run_id: str, state: RunState) -> str:
         pinned = " (pinned)" if store.is_pinned(run_id) else ""
         return f"{run_id}  {','.join(record.pipelines)}  {scores}{pinned}"
     if state is RunState.OPEN:
-        info = read_json(store.root / run_id / OPEN) or {"run_id": run_id}
+        info = next((i for i in store.open_runs() if i.get("run_id") == run_id), {"run_id": run_id})
         return f"{run_id}  {','.join(info.get('pipelines', []))}  {describe_open(store, info)}"
     notes = {
         RunState.LIVE: "running now",
@@ -57,14 +56,18 @@ def _report(store: RunStore, run_id: str | None, output: Path | None) -> int:
         return 0
     if REPORT_DATASET not in record.outputs:  # a run from before pages existed gets one now
         record = store.add_outputs(record.run_id, lambda r, journal: write_report(store, r, journal))
-    print(store.project / record.outputs[REPORT_DATASET])
+    print(locations.resolve(store.project, record.outputs[REPORT_DATASET]))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m digit_recognizer.runs", description=_store.__doc__.splitlines()[0])
     parser.add_argument(
-        "--runs-dir", type=Path, help=f"where the run folders live (default: ${ROOT_VARIABLE}, else {DEFAULT_ROOT})"
+        "--runs-dir",
+        help=f"where the run folders live, a folder or a URL (default: ${ROOT_VARIABLE}, else {DEFAULT_ROOT})",
+    )
+    parser.add_argument(
+        "--data-root", help="the data root the runs live under, when not the configured one (s3://bucket/prefix)"
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="every run, newest first: complete ones with their scores, and any other's state")
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         commands.add_parser(name, help=text).add_argument("run_id")
     args = parser.parse_args(argv)
-    store = RunStore(args.runs_dir) if args.runs_dir else RunStore.at()
+    store = RunStore(args.runs_dir) if args.runs_dir else RunStore.at(data_root=args.data_root)
 
     if args.command == "list":
         for run_id, state in store.runs():

@@ -5,102 +5,120 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-from pathlib import Path
+import time
 
-from digit_recognizer.runstore.files import try_lock
+from digit_recognizer.runstore import locations
+from digit_recognizer.runstore.backends import Claim
 from digit_recognizer.runstore.record import RunRecord
-from digit_recognizer.runstore.store import JOURNAL, LOCK, PARTS, RECORD, RunStateError, RunStore, delete_journal
+from digit_recognizer.runstore.store import JOURNAL, LOCK, PARTS, READS, RECORD, RunStateError, RunStore
 
 logger = logging.getLogger(__name__)
 
 
 class LiveRun:
-    """This process's run: its lock, its journal and, at the end, its record or its removal."""
+    """This process's run: its claim (lock or lease), its journal and, at the end, its record or its removal."""
 
     def __init__(self, store: RunStore, run_id: str) -> None:
         self.store, self.run_id = store, run_id
-        self.dir = store.root / run_id
-        self.lock_path, self.journal_path, self.record_path = self.dir / LOCK, self.dir / JOURNAL, self.dir / RECORD
-        self._fd: int | None = None
-        self._written: set[Path] = set()
+        self.lock_key, self.journal_key, self.record_key = (
+            f"{run_id}/{LOCK}",
+            f"{run_id}/{JOURNAL}",
+            f"{run_id}/{RECORD}",
+        )
+        self._claim: Claim | None = None
+        self._written: set[str] = set()
+
+    @property
+    def dir(self) -> locations.Location:
+        return self.store.where(self.run_id)
+
+    @property
+    def record_path(self) -> locations.Location:
+        return self.store.backend.where(self.record_key)
 
     def start(self, reads: dict[str, str]) -> None:
-        """Takes the run's lock before the run folder becomes visible to others."""
-        self.store.root.mkdir(parents=True, exist_ok=True)
-        staging = self.store.root / f".{self.run_id}.{os.getpid()}"
-        staging.mkdir()
-        fd = try_lock(staging / LOCK)
-        assert fd is not None, "a fresh lock file is free"
-        (staging / "reads.json").write_text(json.dumps({"reads": reads, "pid": os.getpid()}))
-        try:
-            staging.rename(self.dir)
-        except OSError as exc:
-            os.close(fd)
-            shutil.rmtree(staging, ignore_errors=True)
-            raise FileExistsError(f"another run already has the id {self.run_id} ({self.dir} exists)") from exc
-        self._fd = fd
+        """Claims the run before its folder becomes visible to others; FileExistsError when the id is taken."""
+        reads_file = json.dumps({"reads": reads, "pid": os.getpid()}).encode()
+        self._claim = self.store.backend.start(self.run_id, {READS: reads_file}, hold=LOCK)
 
-    def journal(self, version_dir: Path) -> None:
-        """Notes a version folder before anything is written into it."""
-        if version_dir in self._written:
+    def check(self) -> None:
+        """Raises :class:`~digit_recognizer.runstore.objects.LeaseLost` once this run may no longer write."""
+        if self._claim is not None:
+            self._claim.check()
+
+    def journal(self, version_dir: locations.Location) -> None:
+        """Notes a version folder before anything is written into it (and checks the run is still ours)."""
+        self.check()
+        if str(version_dir) in self._written:
             return
-        self._written.add(version_dir)
-        with open(self.journal_path, "a") as handle:
-            handle.write(f"{version_dir}\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        self._written.add(str(version_dir))
+        self.store.backend.append(self.journal_key, str(version_dir))
 
-    def commit(self, record: RunRecord) -> Path:
+    def commit(self, record: RunRecord) -> locations.Location:
         """Writes the run record, the run's last write; the run is complete from then on."""
-        record.write(self.record_path)
-        (self.dir / "reads.json").unlink(missing_ok=True)
+        self.check()
+        self.store.backend.write(self.record_key, record.to_bytes(), "the run record")
+        self.store.backend.delete(f"{self.run_id}/{READS}")
         self._release()
-        self.lock_path.unlink(missing_ok=True)
+        self.store.backend.delete(self.lock_key)
         return self.record_path
 
-    def abort(self) -> list[Path]:
+    def abort(self) -> list[locations.Location]:
         """Deletes everything the run wrote, then its folder."""
-        removed = delete_journal(self.dir)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        removed = self.store.delete_journal(self.journal_key)
+        self.store.backend.delete_tree(self.run_id)
         self._release()
         return removed
 
     def _release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self._claim is not None:
+            self._claim.release()
+            self._claim = None
 
 
 class RunPart(LiveRun):
-    """This process's share of an open run (one scheduler task): its own lock, journal and record.
+    """This process's share of an open run (one scheduler task): its own claim, journal and record.
 
     Starting again after an earlier attempt of the same part (a retried or killed task) first
-    deletes what that attempt wrote. Aborting deletes only what this part wrote; the run stays
-    open for a retry, and whoever closes it finds out whether every node ran.
+    deletes what that attempt wrote; on an object store it first waits for that attempt's lease
+    to expire. Aborting deletes only what this part wrote; the run stays open for a retry, and
+    whoever closes it finds out whether every node ran.
     """
 
     def __init__(self, store: RunStore, run_id: str, part: str) -> None:
         super().__init__(store, run_id)
         self.part = part
-        folder = self.dir / PARTS
-        self.lock_path = folder / f"{part}.lock"
-        self.journal_path = folder / f"{part}.journal"
-        self.record_path = folder / f"{part}.json"
+        folder = f"{run_id}/{PARTS}"
+        self.lock_key, self.journal_key, self.record_key = (
+            f"{folder}/{part}.lock",
+            f"{folder}/{part}.journal",
+            f"{folder}/{part}.json",
+        )
 
     def start(self, reads: dict[str, str]) -> None:
         self.store.open_info(self.run_id)
-        fd = try_lock(self.lock_path)
-        if fd is None:
-            raise RunStateError(f"part {self.part} of run {self.run_id} is already running ({self.lock_path})")
-        self._fd = fd
-        self.record_path.unlink(missing_ok=True)
-        for path in delete_journal(self.journal_path.parent, self.part):
+        backend = self.store.backend
+        deadline = time.monotonic() + backend.grace
+        while (claim := backend.hold(self.lock_key)) is None and time.monotonic() < deadline:
+            time.sleep(1.0)  # an earlier attempt's lease, not yet expired (never on a local disk)
+        if claim is None:
+            raise RunStateError(
+                f"part {self.part} of run {self.run_id} is already running ({backend.where(self.lock_key)})"
+            )
+        self._claim = claim
+        backend.delete(self.record_key)
+        for path in self.store.delete_journal(self.journal_key):
             logger.warning("Removed %s, written by an earlier attempt of part %s", path, self.part)
-        self.journal_path.unlink(missing_ok=True)
+        backend.delete(self.journal_key)
 
-    def abort(self) -> list[Path]:
-        removed = delete_journal(self.journal_path.parent, self.part)
-        self.journal_path.unlink(missing_ok=True)
+    def commit(self, record: RunRecord) -> locations.Location:
+        self.check()
+        self.store.backend.write(self.record_key, record.to_bytes(), f"the record of part {self.part}")
+        self._release()
+        return self.record_path
+
+    def abort(self) -> list[locations.Location]:
+        removed = self.store.delete_journal(self.journal_key)
+        self.store.backend.delete(self.journal_key)
         self._release()
         return removed

@@ -76,3 +76,18 @@ def read_bytes(location: Location) -> bytes | None:
         return fs.cat_file(path)
     except FileNotFoundError:
         return None
+
+
+def write_bytes(location: Location, data: bytes, what: str) -> None:
+    """Writes a file whole: an atomic rename on a disk, one PUT on an object store; a failure is a named WriteError."""
+    from digit_recognizer.runstore.files import WriteError, atomic_write, os_reason
+
+    if not is_url(location):
+        with atomic_write(Path(location), what) as temporary:
+            temporary.write_bytes(data)
+        return
+    fs, path = _fs(str(location))
+    try:
+        fs.pipe_file(path, data)
+    except Exception as exc:
+        raise WriteError(f"Could not write {what} to {location}: {os_reason(exc)}") from exc

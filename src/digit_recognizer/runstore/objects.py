@@ -223,6 +223,28 @@ class Lease:
             raise FileExistsError(f"{self.objects.path(self.key)} was taken as it was made")
         self._etag, self.expires = found[1], expires
 
+    def take(self, found: tuple[bytes, str] | None) -> bool:
+        """Takes the lease over from a dead holder: ``found`` is the tombstone (or nothing) last read.
+
+        A conditional replace of exactly that object (or a conditional create where there was
+        none), so that of several processes taking it over, one wins. False when another did.
+        """
+        if found is None:
+            try:
+                self.acquire()
+            except FileExistsError:
+                return False
+            return True
+        data, etag = found
+        if not LeaseInfo.parse(data).reaped_by:
+            return False  # a live (or not yet reaped) holder's lease is never taken
+        expires = self.clock() + self.ttl
+        written = self.objects.replace(self.key, self._info(expires).dump(), etag)
+        if written is None:
+            return False
+        self._etag, self.expires = written, expires
+        return True
+
     def renew(self) -> None:
         """Extends the lease by ``ttl``; raises :class:`LeaseLost` if it expired first or is no longer ours."""
         with self._lock:

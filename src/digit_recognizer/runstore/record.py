@@ -54,8 +54,21 @@ class RunRecord:
         data = read_json(path)
         return None if data is None else cls.from_dict(data)
 
+    @classmethod
+    def from_bytes(cls, data: bytes | None) -> RunRecord | None:
+        """A record from the bytes of its file (None for none, or for bytes that are not a record)."""
+        if data is None:
+            return None
+        try:
+            return cls.from_dict(json.loads(data))
+        except (ValueError, TypeError):
+            return None
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def to_bytes(self) -> bytes:
+        return (json.dumps(self.to_dict(), indent=2, default=str) + "\n").encode()
 
     def write(self, path: Path, what: str = "the run record") -> None:
         with atomic_write(path, what) as temporary:

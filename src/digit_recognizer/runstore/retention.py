@@ -35,15 +35,16 @@ class Pruned:
     orphans: list[Path] = field(default_factory=list)
 
 
-def prune(data_dir: Path, keep: int, dry_run: bool = False) -> Pruned:
+def prune(data_dir: Path, keep: int, dry_run: bool = False, data_root: str | None = None) -> Pruned:
     """Deletes complete runs beyond the newest ``keep`` (see the module's docstring for what stays).
 
-    ``data_dir`` is the project's data folder: its runs are the project's run store, and
-    version folders under it that no run recorded are reported as orphans.
+    ``data_dir`` is the project's data folder: version folders under it that no run recorded
+    are reported as orphans. The runs are the project's run store (:meth:`RunStore.at`: under
+    ``data_root`` when given, e.g. ``s3://bucket/prefix``, else the configured data root).
     """
     if keep < 1:
         raise ValueError(f"--keep must be at least 1 (the newest run is always kept), got {keep}")
-    store = RunStore.at(data_dir.parent)
+    store = RunStore.at(data_dir.parent, data_root)
     result = Pruned()
     if not dry_run:
         result.interrupted = [run_id for run_id, _ in store.remove_dead()]
@@ -63,7 +64,7 @@ def prune(data_dir: Path, keep: int, dry_run: bool = False) -> Pruned:
             continue
         result.removed.append(run_id)
         if dry_run:
-            result.freed_bytes += sum(size(folder) for folder in store.folders(record)) + size(store.root / run_id)
+            result.freed_bytes += sum(size(folder) for folder in store.folders(record)) + store.backend.size(run_id)
         else:
             result.freed_bytes += store.delete(record)
     result.orphans = _orphans(data_dir, runs, store)
@@ -89,12 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m digit_recognizer.retention", description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=int, required=True, help="complete runs to keep (at least 1)")
     parser.add_argument("--data-dir", type=Path, default=Path("data"), help="the project's data folder")
+    parser.add_argument(
+        "--data-root",
+        help="where the runs and their outputs live when not the configured data_root (s3://bucket/prefix)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     args = parser.parse_args(argv)
     if not args.data_dir.is_dir():
         parser.error(f"{args.data_dir} is not a folder (run from the project root or pass --data-dir)")
     try:
-        result = prune(args.data_dir, args.keep, args.dry_run)
+        result = prune(args.data_dir, args.keep, args.dry_run, args.data_root)
     except ValueError as exc:
         parser.error(str(exc))
     verb = "would delete" if args.dry_run else "deleted"
@@ -103,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     for run_id in result.removed:
         print(f"{verb} run {run_id}")
     print(f"kept {len(result.kept)} complete runs, {verb} {len(result.removed)} ({result.freed_bytes / 1e6:.1f} MB)")
-    store = RunStore.at(args.data_dir.parent)
+    store = RunStore.at(args.data_dir.parent, args.data_root)
     for info in store.open_runs():
         print(
             f"left alone: run {info['run_id']}, {describe_open(store, info)}; "

@@ -19,6 +19,10 @@ a part (:class:`RunPart`, with ``DIGIT_RECOGNIZER_RUN_ID`` set) and the last ste
         parts/<part>.lock   held by each task while it runs
         parts/<part>.journal, parts/<part>.json   what each task wrote, and its record
 
+The same layout lives in a local folder, where ``lock`` is held with ``flock``, or under a URL
+of an object store (``s3://bucket/prefix/runs``), where ``lock`` is a lease its holder renews
+and a run whose lease expired is dead (:mod:`digit_recognizer.runstore.backends`).
+
 A run that raises deletes what it wrote. A run that was killed leaves its folder without a
 record and with its lock free; the next run (or retention) deletes what its journal lists. A
 live run, on this host or another that shares the folder, holds its lock and is never touched.
@@ -39,7 +43,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -50,15 +53,17 @@ from typing import Any
 
 from digit_recognizer.errors import UserError
 from digit_recognizer.runstore import locations
-from digit_recognizer.runstore.files import atomic_write, iso_time, read_json, try_lock
+from digit_recognizer.runstore.backends import Backend, backend_for
+from digit_recognizer.runstore.files import iso_time
 from digit_recognizer.runstore.record import RunRecord
 
 logger = logging.getLogger(__name__)
 
 RECORD, LOCK, JOURNAL, PINNED = "run.json", "lock", "journal", "pinned"
 OPEN, PARTS, ABORTING, DELETING = "open.json", "parts", ".aborting", ".deleting"
+READS = "reads.json"
 DEFAULT_ROOT = Path("data") / "runs"
-ROOT_VARIABLE = "DIGIT_RECOGNIZER_RUNS_DIR"  # set: the runs live there instead of <project>/data/runs
+ROOT_VARIABLE = "DIGIT_RECOGNIZER_RUNS_DIR"  # set: the runs live there (a folder, or a URL) instead of <data root>/runs
 JOIN_VARIABLE = "DIGIT_RECOGNIZER_RUN_ID"  # set: this process is a part of that open run
 
 
@@ -81,70 +86,95 @@ class RunIncompleteError(RunStateError):
     """An open run cannot be committed: a node has not run, or its parts disagree."""
 
 
-class RunStore:
-    """The runs under one folder (by default ``<project>/data/runs``; see :meth:`at`).
+def _key(*parts: str) -> str:
+    return "/".join(parts)
 
-    ``project`` is the folder that the paths in run records are relative to.
+
+def _json(data: bytes | None) -> dict[str, Any] | None:
+    try:
+        return None if data is None else json.loads(data)
+    except ValueError:
+        return None
+
+
+class RunStore:
+    """The runs under one root: a folder (by default ``<project>/data/runs``) or a URL; see :meth:`at`.
+
+    ``project`` is the folder that the paths in run records are relative to. The root's
+    :class:`~digit_recognizer.runstore.backends.Backend` says how: a local folder claims runs
+    with ``flock``, an object store (``s3://bucket/prefix/runs``) with leases.
     """
 
-    def __init__(self, root: Path, project: Path | None = None) -> None:
-        self.root = Path(root)
+    def __init__(self, root: locations.Location, project: Path | None = None) -> None:
+        self.backend: Backend = backend_for(root)
+        self.root = self.backend.root
         self.project = Path(project) if project is not None else Path.cwd()
+        self.data_root: str | None = None  # the data root the runs live under, when :meth:`at` found them there
 
     @classmethod
-    def at(cls, project: Path | str | None = None) -> RunStore:
+    def at(cls, project: Path | str | None = None, data_root: str | None = None, env: str | None = None) -> RunStore:
         """The project's run store: the one place that says where runs live.
 
-        ``$DIGIT_RECOGNIZER_RUNS_DIR`` when set (relative to the project), else ``data/runs``.
+        ``$DIGIT_RECOGNIZER_RUNS_DIR`` when set (a URL, or a folder relative to the project),
+        else ``<data root>/runs``: the data root given, else the project's configured one
+        (:func:`configured_data_root`: ``data``, or ``s3://bucket/prefix``), so that the runs
+        live beside the outputs they record, on the disk or in the bucket.
         """
         project = Path(project) if project is not None else Path.cwd()
-        return cls(project / os.environ.get(ROOT_VARIABLE, str(DEFAULT_ROOT)), project)
+        given, root = os.environ.get(ROOT_VARIABLE), None
+        if not given:
+            root = data_root or configured_data_root(project, env)
+            given = f"{str(root).rstrip('/')}/runs" if root else str(DEFAULT_ROOT)
+        store = cls(given if locations.is_url(given) else project / given, project)
+        store.data_root = str(root) if root else None
+        return store
+
+    def where(self, run_id: str, name: str = "") -> locations.Location:
+        """A run's folder, or a file in it (for messages)."""
+        return self.backend.where(_key(run_id, name) if name else run_id)
 
     # States ----------------------------------------------------------------------------
 
     def state(self, run_id: str) -> RunState | None:
         """The run's state, or None when there is no such run folder."""
-        run_dir = self.root / run_id
-        if (run_dir / RECORD).exists():
+        backend = self.backend
+        if backend.exists(_key(run_id, RECORD)):
             return RunState.COMPLETE
-        if (run_dir / OPEN).exists():
+        if backend.exists(_key(run_id, OPEN)):
             return RunState.OPEN
-        if not run_dir.is_dir():
+        if not backend.names(run_id):
             return None
-        with self._claimed(run_dir) as claimed:
-            if claimed:
-                return RunState.DEAD
-        if (run_dir / ABORTING).exists():
+        if not backend.alive(_key(run_id, LOCK)):
+            return RunState.DEAD
+        if backend.exists(_key(run_id, ABORTING)):
             return RunState.ABORTING
-        if (run_dir / DELETING).exists():
+        if backend.exists(_key(run_id, DELETING)):
             return RunState.DELETING
         return RunState.LIVE
 
     def runs(self) -> list[tuple[str, RunState]]:
         """Every run and its state, newest first."""
-        found = ((run_dir.name, self.state(run_dir.name)) for run_dir in self._run_dirs())
+        found = ((run_id, self.state(run_id)) for run_id in self._run_ids())
         return [(run_id, state) for run_id, state in found if state is not None]
 
     @contextmanager
-    def _claimed(self, run_dir: Path) -> Iterator[bool]:
+    def _claimed(self, run_id: str) -> Iterator[bool]:
         """Holds the run's lock for the block when no process holds it (True), else False."""
-        fd = try_lock(run_dir / LOCK)
+        claim = self.backend.hold(_key(run_id, LOCK))
         try:
-            yield fd is not None
+            yield claim is not None
         finally:
-            if fd is not None:
-                os.close(fd)
+            if claim is not None:
+                claim.release()
 
-    def _run_dirs(self) -> list[Path]:
-        if not self.root.is_dir():
-            return []
-        return sorted((d for d in self.root.iterdir() if d.is_dir() and not d.name.startswith(".")), reverse=True)
+    def _run_ids(self) -> list[str]:
+        return sorted(self.backend.names(), reverse=True)
 
     # Complete runs ---------------------------------------------------------------------
 
     def complete(self) -> list[RunRecord]:
         """The records of every complete run, newest first."""
-        records = (RunRecord.read(d / RECORD) for d in self._run_dirs())
+        records = (self.record(run_id) for run_id in self._run_ids())
         return [r for r in records if r is not None]
 
     def latest(self, dataset: str | None = None) -> RunRecord | None:
@@ -155,35 +185,43 @@ class RunStore:
         return None
 
     def record(self, run_id: str) -> RunRecord | None:
-        return RunRecord.read(self.root / run_id / RECORD)
+        return RunRecord.from_bytes(self.backend.read(_key(run_id, RECORD)))
 
     def folders(self, record: RunRecord) -> list[locations.Location]:
         """The version folders a complete run wrote (local paths, or URLs for outputs on an object store)."""
         return [locations.parent(locations.resolve(self.project, path)) for path in record.outputs.values()]
 
     def is_pinned(self, run_id: str) -> bool:
-        return (self.root / run_id / PINNED).exists()
+        return self.backend.exists(_key(run_id, PINNED))
 
     def set_pinned(self, run_id: str, pinned: bool) -> None:
         if self.state(run_id) is not RunState.COMPLETE:
             raise ValueError(f"no complete run {run_id!r} under {self.root}")
-        marker = self.root / run_id / PINNED
-        marker.touch() if pinned else marker.unlink(missing_ok=True)
+        if pinned:
+            self.backend.write(_key(run_id, PINNED), b"", "the pin")
+        else:
+            self.backend.delete(_key(run_id, PINNED))
 
     def delete(self, record: RunRecord) -> int:
         """Deletes a complete run: its outputs' version folders, then its folder. Returns bytes freed."""
-        run_dir = self.root / record.run_id
+        run_id = record.run_id
         freed = 0
-        with self._claimed(run_dir) as claimed:
+        with self._claimed(run_id) as claimed:
             if not claimed:
-                raise RunStateError(f"run {record.run_id} is held by another process")
-            (run_dir / RECORD).replace(run_dir / DELETING)  # no longer complete, even if we die now
-            for path in journal_entries(run_dir) or self.folders(record):
+                raise RunStateError(f"run {run_id} is held by another process")
+            self._rename(run_id, RECORD, DELETING)  # no longer complete, even if we die now
+            for path in self.journal_entries(_key(run_id, JOURNAL)) or self.folders(record):
                 freed += locations.size(path)
                 locations.remove(path)
-            freed += locations.size(run_dir)
-            shutil.rmtree(run_dir, ignore_errors=True)
+            freed += self.backend.size(run_id)
+            self.backend.delete_tree(run_id)
         return freed
+
+    def _rename(self, run_id: str, source: str, target: str) -> None:
+        """``source`` becomes ``target`` (a rename on a disk; a copy, then a delete, on an object store)."""
+        data = self.backend.read(_key(run_id, source))
+        self.backend.write(_key(run_id, target), data or b"", f"run {run_id}'s {target}")
+        self.backend.delete(_key(run_id, source))
 
     # Runs in progress ------------------------------------------------------------------
 
@@ -192,7 +230,7 @@ class RunStore:
         found = []
         for run_id, state in self.runs():
             if state is RunState.LIVE:
-                found.append({"run_id": run_id, **(read_json(self.root / run_id / "reads.json") or {})})
+                found.append({"run_id": run_id, **(_json(self.backend.read(_key(run_id, READS))) or {})})
             elif state is RunState.OPEN:
                 reads: dict[str, str] = {}
                 for part in self.parts(run_id).values():
@@ -200,93 +238,109 @@ class RunStore:
                 found.append({"run_id": run_id, "reads": reads, "open": True})
         return found
 
-    def remove_dead(self) -> list[tuple[str, list[Path]]]:
+    def remove_dead(self) -> list[tuple[str, list[locations.Location]]]:
         """Deletes what dead runs left (their journals' folders, then the run folder); returns each run and its folders.
 
         A dead run may be a killed ``kedro run``, a killed abort or a killed deletion: each
         left a journal of what it wrote, and finishing the job is the same for all three.
         """
         removed = []
-        for run_dir in self._run_dirs():
-            if (run_dir / RECORD).exists() or (run_dir / OPEN).exists():
+        for run_id in self._run_ids():
+            if self.backend.exists(_key(run_id, RECORD)) or self.backend.exists(_key(run_id, OPEN)):
                 continue
-            with self._claimed(run_dir) as claimed:
+            with self._claimed(run_id) as claimed:
                 if not claimed:
                     continue  # alive, here or on another host
-                folders = delete_journal(run_dir)
-                for journal in (run_dir / PARTS).glob("*.journal"):
-                    folders += delete_journal(run_dir / PARTS, journal.stem)
-                removed.append((run_dir.name, folders))
-                shutil.rmtree(run_dir, ignore_errors=True)
+                folders = self.delete_journal(_key(run_id, JOURNAL))
+                for name in self.backend.names(_key(run_id, PARTS)):
+                    if name.endswith(".journal"):
+                        folders += self.delete_journal(_key(run_id, PARTS, name))
+                removed.append((run_id, folders))
+                self.backend.delete_tree(run_id)
+        return removed
+
+    # Journals --------------------------------------------------------------------------
+
+    def journal_entries(self, key: str) -> list[locations.Location]:
+        """The version folders a journal lists (local paths, or URLs)."""
+        data = self.backend.read(key)
+        lines = [line for line in (data or b"").decode().splitlines() if line]
+        return [line if locations.is_url(line) else Path(line) for line in lines]
+
+    def delete_journal(self, key: str) -> list[locations.Location]:
+        """Deletes the version folders a journal lists; returns those that were there."""
+        removed = []
+        for path in self.journal_entries(key):
+            if locations.exists(path):
+                locations.remove(path)
+                removed.append(path)
         return removed
 
     # Runs made of parts (one per scheduler task) ------------------------------------------
 
-    def open_run(self, run_id: str, info: dict[str, Any]) -> Path:
+    def open_run(self, run_id: str, info: dict[str, Any]) -> locations.Location:
         """Opens a run that parts will join; ``info`` must name the ``nodes`` the run is to run."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = self.root / f".{run_id}.{os.getpid()}"
-        staging.mkdir()
-        (staging / PARTS).mkdir()
         info = {"run_id": run_id, "opened_at": time.time(), "host": socket.gethostname(), **info}
-        (staging / OPEN).write_text(json.dumps(info, indent=2, default=str) + "\n")
-        try:
-            staging.rename(self.root / run_id)
-        except OSError as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise FileExistsError(f"another run already has the id {run_id} ({self.root / run_id} exists)") from exc
-        return self.root / run_id
+        opened = (json.dumps(info, indent=2, default=str) + "\n").encode()
+        self.backend.start(run_id, {OPEN: opened, f"{PARTS}/": b""}, hold=None)
+        return self.where(run_id)
 
     def open_info(self, run_id: str) -> dict[str, Any]:
         """What :meth:`open_run` was told; raises :class:`RunStateError` unless the run is open."""
-        run_dir = self.root / run_id
         state = self.state(run_id)
         if state is RunState.COMPLETE:
-            raise RunStateError(f"run {run_id} is already complete ({run_dir / RECORD})")
-        info = read_json(run_dir / OPEN) if state is RunState.OPEN else None
+            raise RunStateError(f"run {run_id} is already complete ({self.where(run_id, RECORD)})")
+        info = _json(self.backend.read(_key(run_id, OPEN))) if state is RunState.OPEN else None
         if info is None:
             raise RunStateError(
-                f"run {run_id} is not open (no {run_dir / OPEN}): it was never opened, or it was aborted "
+                f"run {run_id} is not open (no {self.where(run_id, OPEN)}): it was never opened, or it was aborted "
                 "after a failed task; start a new run (in Airflow: clear the whole DAG run)"
             )
         return info
 
     def open_runs(self) -> list[dict[str, Any]]:
         """The open runs' infos, newest first."""
-        infos = (read_json(self.root / run_id / OPEN) for run_id, state in self.runs() if state is RunState.OPEN)
+        infos = (_json(self.backend.read(_key(run_id, OPEN))) for run_id, s in self.runs() if s is RunState.OPEN)
         return [info for info in infos if info is not None]
 
     def parts(self, run_id: str) -> dict[str, RunRecord]:
         """The records of an open run's finished parts, by part name."""
-        folder = self.root / run_id / PARTS
-        records = {path.stem: RunRecord.read(path) for path in sorted(folder.glob("*.json"))}
-        return {name: record for name, record in records.items() if record is not None}
+        names = [name for name in self.backend.names(_key(run_id, PARTS)) if name.endswith(".json")]
+        records = {name.removesuffix(".json"): self.backend.read(_key(run_id, PARTS, name)) for name in names}
+        found = {name: RunRecord.from_bytes(data) for name, data in records.items()}
+        return {name: record for name, record in found.items() if record is not None}
 
-    def _running_parts(self, run_id: str) -> list[str]:
-        running = []
-        for lock in sorted((self.root / run_id / PARTS).glob("*.lock")):
-            fd = try_lock(lock)
-            if fd is None:
-                running.append(lock.stem)
-            else:
-                os.close(fd)
-        return running
+    def running_parts(self, run_id: str, wait: float = 0.0) -> list[str]:
+        """The parts of an open run that a live process holds.
+
+        ``wait``: seconds to wait for them to finish or for their claims to be found dead (on an
+        object store a killed task's lease expires ``ttl + skew`` after its last renewal).
+        """
+        deadline = time.monotonic() + wait
+        while True:
+            locks = [name for name in self.backend.names(_key(run_id, PARTS)) if name.endswith(".lock")]
+            running = [name.removesuffix(".lock") for name in locks if self.backend.alive(_key(run_id, PARTS, name))]
+            if not running or time.monotonic() >= deadline:
+                return running
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
     def close_run(
         self,
         run_id: str,
-        before_record: Callable[[RunRecord, Callable[[Path], None]], dict[str, str]] | None = None,
-    ) -> tuple[RunRecord, Path]:
+        before_record: Callable[[RunRecord, Callable[[locations.Location], None]], dict[str, str]] | None = None,
+        wait: float = 0.0,
+    ) -> tuple[RunRecord, locations.Location]:
         """Commits an open run: one record from its parts' records, once every node has run.
 
         Raises :class:`RunIncompleteError` when a node has not run or parts ran with different
-        parameters, :class:`RunStateError` while a part runs or when the run is not open; the
-        run is left as it was. ``before_record(record, journal)`` writes more outputs of the run
-        (its page) before the record, noting each version folder with ``journal`` first, and
-        returns them (dataset → file); when it raises, the run stays open (abort it).
+        parameters, :class:`RunStateError` while a part runs (after waiting ``wait`` seconds for
+        it, see :meth:`running_parts`) or when the run is not open; the run is left as it was.
+        ``before_record(record, journal)`` writes more outputs of the run (its page) before the
+        record, noting each version folder with ``journal`` first, and returns them (dataset →
+        file); when it raises, the run stays open (abort it).
         """
         info = self.open_info(run_id)
-        running = self._running_parts(run_id)
+        running = self.running_parts(run_id, wait)
         if running:
             raise RunStateError(f"run {run_id} still has parts running: {', '.join(running)}")
         parts = self.parts(run_id)
@@ -299,89 +353,87 @@ class RunStore:
         if len(parameters) > 1:
             raise RunIncompleteError(f"the parts of run {run_id} ran with different parameters; abort it and run again")
         record = RunRecord.merge(info, parts)
-        run_dir = self.root / run_id
         if before_record is not None:
-            closing = run_dir / PARTS / "close.journal"  # abort_run deletes what it lists, as for a part
+            closing = _key(run_id, PARTS, "close.journal")  # abort_run deletes what it lists, as for a part
 
-            def note(folder: Path) -> None:
-                with open(closing, "a") as handle:
-                    handle.write(f"{folder}\n")
-                    handle.flush()
-                    os.fsync(handle.fileno())
+            def note(folder: locations.Location) -> None:
+                self.backend.append(closing, str(folder))
 
             record.outputs = dict(sorted({**record.outputs, **before_record(record, note)}.items()))
         journal = sorted(
             {
                 str(path)
-                for part in (run_dir / PARTS).glob("*.journal")
-                for path in journal_entries(part.parent, part.stem)
+                for name in self.backend.names(_key(run_id, PARTS))
+                if name.endswith(".journal")
+                for path in self.journal_entries(_key(run_id, PARTS, name))
             }
         )
-        with atomic_write(run_dir / JOURNAL, "the run's journal") as temporary:
-            temporary.write_text("".join(f"{line}\n" for line in journal))
-        record.write(run_dir / RECORD)
-        (run_dir / OPEN).unlink(missing_ok=True)
-        shutil.rmtree(run_dir / PARTS, ignore_errors=True)
-        return record, run_dir / RECORD
+        self.backend.write(_key(run_id, JOURNAL), "".join(f"{line}\n" for line in journal).encode(), "the journal")
+        self.backend.write(_key(run_id, RECORD), record.to_bytes(), "the run record")
+        self.backend.delete(_key(run_id, OPEN))
+        self.backend.delete_tree(_key(run_id, PARTS))
+        return record, self.where(run_id, RECORD)
 
     def add_outputs(
-        self, run_id: str, write: Callable[[RunRecord, Callable[[Path], None]], dict[str, str]]
+        self, run_id: str, write: Callable[[RunRecord, Callable[[locations.Location], None]], dict[str, str]]
     ) -> RunRecord:
         """Adds outputs to a complete run (an old run's page): ``write`` as for :meth:`close_run`.
 
         The run's lock is held meanwhile; each folder goes into the run's journal before it is
         written, so retention deletes it with the run; the record is rewritten (atomically) last.
         """
-        run_dir = self.root / run_id
         record = self.record(run_id)
         if record is None:
             raise RunStateError(f"no complete run {run_id!r} under {self.root}")
-        with self._claimed(run_dir) as claimed:
+        with self._claimed(run_id) as claimed:
             if not claimed:
                 raise RunStateError(f"run {run_id} is held by another process (being deleted?)")
-            has_journal = (run_dir / JOURNAL).exists()
+            has_journal = self.backend.exists(_key(run_id, JOURNAL))
 
-            def note(folder: Path) -> None:
+            def note(folder: locations.Location) -> None:
                 if has_journal:
-                    with open(run_dir / JOURNAL, "a") as handle:
-                        handle.write(f"{folder}\n")
+                    self.backend.append(_key(run_id, JOURNAL), str(folder))
 
             record.outputs = dict(sorted({**record.outputs, **write(record, note)}.items()))
-            record.write(run_dir / RECORD)
+            self.backend.write(_key(run_id, RECORD), record.to_bytes(), "the run record")
         return record
 
-    def abort_run(self, run_id: str) -> list[Path]:
+    def abort_run(self, run_id: str, wait: float = 0.0) -> list[locations.Location]:
         """Deletes an open run and everything its parts wrote; refuses while a part runs."""
         self.open_info(run_id)
-        running = self._running_parts(run_id)
+        running = self.running_parts(run_id, wait)
         if running:
             raise RunStateError(f"run {run_id} still has parts running: {', '.join(running)}")
-        run_dir = self.root / run_id
         removed = []
-        with self._claimed(run_dir):
-            (run_dir / OPEN).replace(run_dir / ABORTING)  # no part can join from now on
-            for journal in (run_dir / PARTS).glob("*.journal"):
-                removed += delete_journal(run_dir / PARTS, journal.stem)
-            shutil.rmtree(run_dir, ignore_errors=True)
+        with self._claimed(run_id):
+            self._rename(run_id, OPEN, ABORTING)  # no part can join from now on
+            for name in self.backend.names(_key(run_id, PARTS)):
+                if name.endswith(".journal"):
+                    removed += self.delete_journal(_key(run_id, PARTS, name))
+            self.backend.delete_tree(run_id)
         return removed
 
 
-def journal_entries(folder: Path, name: str = "") -> list[locations.Location]:
-    path = folder / (f"{name}.journal" if name else JOURNAL)
-    try:
-        lines = [line for line in path.read_text().splitlines() if line]
-    except OSError:
-        return []
-    return [line if locations.is_url(line) else Path(line) for line in lines]
+def configured_data_root(project: Path, env: str | None = None, params: dict[str, Any] | None = None) -> str | None:
+    """The ``data_root`` a ``kedro run`` of the project would use, read without Kedro.
 
+    ``params`` (runtime parameters, as ``--params`` gives them) first, then ``conf/<env>/globals.yml``
+    (``env``: the argument, else ``$KEDRO_ENV``, else ``local``), then ``conf/base/globals.yml``.
+    """
+    import yaml
 
-def delete_journal(folder: Path, name: str = "") -> list[locations.Location]:
-    removed = []
-    for path in journal_entries(folder, name):
-        if locations.exists(path):
-            locations.remove(path)
-            removed.append(path)
-    return removed
+    if params and params.get("data_root"):
+        return str(params["data_root"])
+    env = env or os.environ.get("KEDRO_ENV") or "local"
+    for folder in (env, "base"):
+        path = Path(project) / "conf" / folder / "globals.yml"
+        try:
+            found = (yaml.safe_load(path.read_text()) or {}).get("data_root")
+        except (OSError, yaml.YAMLError, AttributeError):
+            continue
+        if found:
+            return str(found)
+    return None
 
 
 def describe_open(store: RunStore, info: dict[str, Any]) -> str:
