@@ -213,6 +213,7 @@ class ObjectBackend(Backend):
         self.ttl = ttl if ttl is not None else float(os.environ.get(LEASE_TTL_VARIABLE) or DEFAULT_TTL)
         self.skew = skew if skew is not None else float(os.environ.get(CLOCK_SKEW_VARIABLE) or DEFAULT_SKEW)
         self.grace = self.ttl + self.skew + 1.0
+        self._journals: dict[str, bytes] = {}  # the journals this backend wrote, as it wrote them
 
     def where(self, key: str) -> str:
         return f"{self.root}/{key}" if key else self.root
@@ -235,14 +236,22 @@ class ObjectBackend(Backend):
             raise WriteError(f"Could not write {what} to {self.where(key)}: {os_reason(exc)}") from exc
 
     def append(self, key: str, line: str) -> None:
-        """An object cannot grow: the journal is written whole again, with one PUT (its owner alone writes it)."""
-        before = self.read(key) or b""
-        self.write(key, before + f"{line}\n".encode(), "the run's journal")
+        """An object cannot grow: the journal is written whole again, with one PUT.
+
+        A journal has one writer (its run, its part or the closing step), so what this backend
+        last wrote is what is there: it is read from the store only the first time.
+        """
+        before = self._journals[key] if key in self._journals else (self.read(key) or b"")
+        after = before + f"{line}\n".encode()
+        self.write(key, after, "the run's journal")
+        self._journals[key] = after
 
     def delete(self, key: str) -> None:
+        self._journals.pop(key, None)
         self.objects.delete(key)
 
     def delete_tree(self, prefix: str) -> None:
+        self._journals = {k: v for k, v in self._journals.items() if not k.startswith(f"{prefix}/")}
         for key in self.objects.keys(prefix):
             self.objects.delete(key)
         self.objects.fs.invalidate_cache()
