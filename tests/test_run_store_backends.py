@@ -175,6 +175,7 @@ def test_a_failing_run_deletes_what_it_wrote_and_the_last_complete_run_stays_lat
     assert not where.exists(folder) and where.store.state(RUN) is None and where.store.latest().run_id == OLD
 
 
+@pytest.mark.slow  # other processes, and leases left to expire
 def test_a_live_run_on_another_host_is_left_alone_and_a_killed_one_is_cleaned(where):
     if os.geteuid() != 0 or not shutil.which("unshare"):
         pytest.skip("a second hostname needs root and unshare")
@@ -196,6 +197,7 @@ def test_a_live_run_on_another_host_is_left_alone_and_a_killed_one_is_cleaned(wh
     assert store.state(RUN) is None and not where.exists(where.output(RUN))
 
 
+@pytest.mark.slow  # other processes, and leases left to expire
 def test_retention_during_a_run_keeps_what_it_reads_and_never_touches_it(where, tmp_path, monkeypatch):
     monkeypatch.setenv("DIGIT_RECOGNIZER_RUNS_DIR", str(where.store.root))
     for run_id in ("2026-11-24T02.30.00.000Z", "2026-11-25T02.30.00.000Z", OLD):
@@ -237,6 +239,7 @@ def test_a_full_store_fails_the_write_by_name_and_the_run_leaves_nothing(where, 
     assert not where.exists(folder) and where.store.state(RUN) is None and where.store.latest().run_id == OLD
 
 
+@pytest.mark.slow  # other processes, and leases left to expire
 def test_an_open_run_whose_task_was_killed_is_aborted_at_close(where):
     store = where.store
     store.open_run(RUN, {"pipelines": ["conv"], "nodes": ["a", "b"]})
@@ -263,6 +266,7 @@ def test_an_open_run_whose_task_was_killed_is_aborted_at_close(where):
     assert store.state(RUN) is None and not where.exists(folder)
 
 
+@pytest.mark.slow  # other processes, and leases left to expire
 def test_a_retried_task_deletes_what_its_killed_attempt_wrote(where):
     store = where.store
     store.open_run(RUN, {"pipelines": ["conv"], "nodes": ["b"]})
@@ -276,6 +280,7 @@ def test_a_retried_task_deletes_what_its_killed_attempt_wrote(where):
     assert store.state(RUN) is RunState.COMPLETE and record.nodes == ["b"]
 
 
+@pytest.mark.slow  # other processes, and leases left to expire
 def test_a_paused_process_whose_lease_expired_writes_nothing_more(where):
     if where.kind == "local":
         pytest.skip("a paused process keeps its flock: nobody declares it dead")
