@@ -1,4 +1,4 @@
-"""`kedro run --pipeline conv` with its outputs on the local disk and on an S3 endpoint, like for like.
+"""`kedro run --pipeline conv` with its outputs and runs (data_root) on the local disk and on an S3 endpoint, like for like.
 
     python benchmarks/object_store.py                # the sample, then Kaggle-sized input (conv, 5 epochs)
     python benchmarks/object_store.py --sample-only
