@@ -73,12 +73,18 @@ def where(request, tmp_path, monkeypatch) -> Where:
     return Where("s3", RunStore(f"s3://{bucket}/project/runs", tmp_path), f"s3://{bucket}/project")
 
 
-def _committed(where: Where, run_id: str) -> locations.Location:
+def _begun(where: Where, run_id: str) -> tuple[LiveRun, locations.Location]:
+    """A run in this process that has written one output (journalled first, as the hooks do)."""
     run = LiveRun(where.store, run_id)
     run.start({})
     folder = where.output(run_id)
     run.journal(folder)
     where.write(folder)
+    return run, folder
+
+
+def _committed(where: Where, run_id: str) -> locations.Location:
+    run, folder = _begun(where, run_id)
     run.commit(run_record(run_id, outputs={"conv.model": f"{folder}/model.pt"}))
     return folder
 
@@ -166,11 +172,7 @@ def test_concurrent_runs_keep_their_own_outputs(where):
 
 def test_a_failing_run_deletes_what_it_wrote_and_the_last_complete_run_stays_latest(where):
     _committed(where, OLD)
-    run = LiveRun(where.store, RUN)
-    run.start({})
-    folder = where.output(RUN)
-    run.journal(folder)
-    where.write(folder)
+    run, folder = _begun(where, RUN)
     assert run.abort() == [folder]
     assert not where.exists(folder) and where.store.state(RUN) is None and where.store.latest().run_id == OLD
 
@@ -215,11 +217,7 @@ def test_retention_during_a_run_keeps_what_it_reads_and_never_touches_it(where, 
 
 def test_a_full_store_fails_the_write_by_name_and_the_run_leaves_nothing(where, monkeypatch):
     _committed(where, OLD)
-    run = LiveRun(where.store, RUN)
-    run.start({})
-    folder = where.output(RUN)
-    run.journal(folder)
-    where.write(folder)
+    run, folder = _begun(where, RUN)
     backend = where.store.backend
     write = type(backend).write
 
