@@ -110,3 +110,48 @@ def test_a_run_on_an_object_store_keeps_every_guarantee(project, s3):
     assert listed.returncode == 0 and listed.stdout.splitlines()[-1].startswith(f"{kept.run_id}  conv  conv "), (
         listed.stdout + listed.stderr
     )
+
+
+def test_the_data_root_and_its_credentials_per_environment_the_kedro_way(project, s3_endpoint):
+    """No AWS variables: conf/local/globals.yml names the bucket, conf/local/credentials.yml its credentials."""
+    secret = "s3cr3t-never-in-a-record"
+    bucket = s3_bucket(s3_endpoint, "data-kedro-way")
+    root = f"s3://{bucket}/project"
+    (project / "conf" / "local" / "globals.yml").write_text(f"data_root: {root}\n")
+    (project / "conf" / "local" / "credentials.yml").write_text(
+        "data_root:\n"
+        "  key: ${oc.env:BUCKET_KEY}\n"  # resolved as Kedro resolves credentials
+        f"  secret: {secret}\n"
+        f"  client_kwargs: {{endpoint_url: '{s3_endpoint}', region_name: us-east-1}}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        BUCKET_KEY="testing",
+        AWS_CONFIG_FILE="/nonexistent",
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+        DO_NOT_TRACK="1",
+    )
+    result = run(project, env, "--pipeline", "conv", "--params", "conv.epochs=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (project / "data" / "runs").exists()
+
+    listed = subprocess.run(  # the runs command finds the bucket and its credentials in conf/local too
+        [sys.executable, "-m", "digit_recognizer.runs", "latest"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    record = listed.stdout
+    assert f'"conv.model": "{root}/06_models/conv/model.pt/' in record
+    assert secret not in record and secret not in result.stderr  # neither in the record nor in the log
+    import s3fs
+
+    fs = s3fs.S3FileSystem(
+        key="testing", secret=secret, client_kwargs={"endpoint_url": s3_endpoint}, skip_instance_cache=True
+    )
+    assert not any(
+        secret.encode() in fs.cat_file(path) for path in fs.find(bucket) if path.endswith((".json", ".html"))
+    )

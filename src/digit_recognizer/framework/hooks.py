@@ -42,6 +42,7 @@ from digit_recognizer.framework.versions import plan_versions
 from digit_recognizer.ml.threads import TASKS_VARIABLE, widest
 from digit_recognizer.report import REPORT_DATASET, render_report
 from digit_recognizer.runstore import JOIN_VARIABLE, LiveRun, RunPart, RunRecord, RunStateError, RunStore, iso_time
+from digit_recognizer.runstore.project import CREDENTIALS_KEY, use_credentials
 from digit_recognizer.runstore.store import part_name
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,12 @@ class RunHooks:
         except Exception:  # a project without globals.yml
             configured = None
         self._data_root = str(runtime.get("data_root") or configured or "") or None  # the runs live under it
+        if self._data_root:  # its credentials, where credentials.yml has them, for every reader and writer
+            try:
+                credentials = (loader["credentials"] or {}).get(CREDENTIALS_KEY)
+            except Exception:  # no credentials file
+                credentials = None
+            use_credentials(self._data_root, credentials if isinstance(credentials, dict) else None)
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:

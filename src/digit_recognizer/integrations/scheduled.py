@@ -31,7 +31,7 @@ import yaml
 from digit_recognizer.ml.threads import TASKS_VARIABLE, widest
 from digit_recognizer.runstore import JOIN_VARIABLE, RunIncompleteError, RunRecord, RunStore
 from digit_recognizer.runstore.files import WriteError
-from digit_recognizer.runstore.store import configured_data_root
+from digit_recognizer.runstore.project import configured_data_root
 
 logger = logging.getLogger(__name__)
 

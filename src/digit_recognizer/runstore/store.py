@@ -55,6 +55,7 @@ from digit_recognizer.errors import UserError
 from digit_recognizer.runstore import locations
 from digit_recognizer.runstore.backends import Backend, backend_for
 from digit_recognizer.runstore.files import iso_time
+from digit_recognizer.runstore.project import configured_data_root, data_root_credentials, use_credentials
 from digit_recognizer.runstore.record import RunRecord
 
 logger = logging.getLogger(__name__)
@@ -125,6 +126,8 @@ class RunStore:
         if not given:
             root = data_root or configured_data_root(project, env)
             given = f"{str(root).rstrip('/')}/runs" if root else str(DEFAULT_ROOT)
+        if locations.is_url(given):
+            use_credentials(given, data_root_credentials(project, env))
         store = cls(given if locations.is_url(given) else project / given, project)
         store.data_root = str(root) if root else None
         return store
@@ -412,28 +415,6 @@ class RunStore:
                     removed += self.delete_journal(_key(run_id, PARTS, name))
             self.backend.delete_tree(run_id)
         return removed
-
-
-def configured_data_root(project: Path, env: str | None = None, params: dict[str, Any] | None = None) -> str | None:
-    """The ``data_root`` a ``kedro run`` of the project would use, read without Kedro.
-
-    ``params`` (runtime parameters, as ``--params`` gives them) first, then ``conf/<env>/globals.yml``
-    (``env``: the argument, else ``$KEDRO_ENV``, else ``local``), then ``conf/base/globals.yml``.
-    """
-    import yaml
-
-    if params and params.get("data_root"):
-        return str(params["data_root"])
-    env = env or os.environ.get("KEDRO_ENV") or "local"
-    for folder in (env, "base"):
-        path = Path(project) / "conf" / folder / "globals.yml"
-        try:
-            found = (yaml.safe_load(path.read_text()) or {}).get("data_root")
-        except (OSError, yaml.YAMLError, AttributeError):
-            continue
-        if found:
-            return str(found)
-    return None
 
 
 def describe_open(store: RunStore, info: dict[str, Any]) -> str:
