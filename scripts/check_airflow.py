@@ -1,7 +1,7 @@
 """Runs the conv pipeline as an Airflow DAG, from outside the project, and checks what it left.
 
     pip install -e ".[test]" "apache-airflow==3.3.2" torch==2.13.0   # once; this script installs nothing
-    python scripts/check_airflow.py [--epochs 2] [--project PATH]
+    python scripts/check_airflow.py [--epochs 2] [--project PATH] [--data-root s3://bucket/prefix]
 
 With a fresh Airflow home (a temporary folder, SQLite metadata database) and a working directory
 outside the project, it
@@ -17,14 +17,17 @@ outside the project, it
 4. prints what each task cost: its time in Airflow beside the time its Kedro nodes took, and
    the start-up of one task in a fresh process, as an Airflow worker pays it for every task.
 
-It writes one complete run into the project's ``data/`` (a real run, like any other). Exit
-status: 0 when every check passes, 1 when one fails, 2 when Airflow is not installed.
+It writes one complete run into the project's ``data/`` (a real run, like any other), or, with
+``--data-root``, into that bucket (the DAG run's ``kedro_params`` carry it: outputs, run store and
+page there; credentials as s3fs finds them). Exit status: 0 when every check passes, 1 when one
+fails, 2 when Airflow is not installed.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
 import shutil
@@ -66,7 +69,7 @@ def _fail(message: str, detail: str = "") -> int:
     return 1
 
 
-def _fresh_process_startup(project: Path, env: dict[str, str]) -> tuple[float, float]:
+def _fresh_process_startup(project: Path, env: dict[str, str], params: dict) -> tuple[float, float]:
     """Seconds for one small task (conv.summarise_run) in a new process, and its node's seconds.
 
     The task joins a run of its own, which is aborted afterwards: nothing stays behind.
@@ -76,12 +79,15 @@ def _fresh_process_startup(project: Path, env: dict[str, str]) -> tuple[float, f
     from digit_recognizer.scheduled import open_run
 
     node = f"{PIPELINE}.summarise_run"
-    run_id = open_run(PIPELINE, [node], ENV, {}, {"name": "check_airflow.py"}, project=project)
-    script = f"from digit_recognizer.scheduled import run_task; run_task({run_id!r}, {PIPELINE!r}, [{node!r}], {ENV!r})"
+    run_id = open_run(PIPELINE, [node], ENV, params, {"name": "check_airflow.py"}, project=project)
+    script = (
+        "from digit_recognizer.scheduled import run_task; "
+        f"run_task({run_id!r}, {PIPELINE!r}, [{node!r}], {ENV!r}, {params!r})"
+    )
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", script], env=env, cwd=env["HOME_FOR_CHECK"], capture_output=True)
     seconds = time.perf_counter() - started
-    store = RunStore.at(project)
+    store = RunStore.at(project, params.get("data_root"), ENV)
     parts = store.parts(run_id)
     store.abort_run(run_id)
     if result.returncode != 0 or not parts:
@@ -95,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project", type=Path, default=ROOT, help="the project folder (default: this checkout)")
     parser.add_argument("--epochs", type=int, default=2, help="conv.epochs for the check's DAG run")
     parser.add_argument("--keep-airflow-home", action="store_true", help="keep the temporary Airflow home")
+    parser.add_argument("--data-root", help="run into this bucket (s3://bucket/prefix) instead of the project's data/")
     args = parser.parse_args(argv)
     project = args.project.resolve()
 
@@ -119,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         HOME_FOR_CHECK=str(outside),
     )
     try:
-        return _check(project, env, outside, dags, args.epochs)
+        return _check(project, env, outside, dags, args.epochs, args.data_root)
     finally:
         if args.keep_airflow_home:
             print(f"Airflow home kept: {home}")
@@ -127,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(home, ignore_errors=True)
 
 
-def _check(project: Path, env: dict[str, str], outside: Path, dags: Path, epochs: int) -> int:
+def _check(project: Path, env: dict[str, str], outside: Path, dags: Path, epochs: int, data_root: str | None) -> int:
     airflow = [sys.executable, "-m", "airflow"]
     create = _command(
         [sys.executable, "-m", "kedro", "airflow", "create", "--pipelines", PIPELINE, "--env", ENV]
@@ -144,7 +151,8 @@ def _check(project: Path, env: dict[str, str], outside: Path, dags: Path, epochs
             return _fail(f"airflow {' '.join(step)}", result.stdout + result.stderr)
 
     started = time.time()
-    conf = json.dumps({"kedro_params": {f"{PIPELINE}.epochs": epochs}})
+    params = {"data_root": data_root} if data_root else {}
+    conf = json.dumps({"kedro_params": {f"{PIPELINE}.epochs": epochs, **params}})
     test = _command(airflow + ["dags", "test", DAG_ID, "-c", conf], env, outside)
     wall = time.time() - started
     if test.returncode != 0:
@@ -162,9 +170,9 @@ def _check(project: Path, env: dict[str, str], outside: Path, dags: Path, epochs
 
     sys.path.insert(0, str(project / "src"))
     from digit_recognizer.integrations.airflow import dag_tasks
-    from digit_recognizer.runstore import RunStore
+    from digit_recognizer.runstore import RunStore, locations
 
-    store = RunStore.at(project)
+    store = RunStore.at(project, data_root, ENV)
     records = [r for r in store.complete() if (r.scheduler or {}).get("dag_run_id") == dag_run["run_id"]]
     if len(records) != 1:
         return _fail(f"expected one run record for DAG run {dag_run['run_id']}, found {len(records)}")
@@ -175,10 +183,9 @@ def _check(project: Path, env: dict[str, str], outside: Path, dags: Path, epochs
     dag_nodes = sorted(node for nodes in tasks.values() for node in nodes)
     bad_outputs = [name for name, path in record.outputs.items() if f"/{run_id}/" not in path]
     opened = [info["run_id"] for info in store.open_runs() if info.get("scheduler", {}).get("dag_run_id")]
-    submission = project / record.outputs[f"{PIPELINE}.submission"]
+    submission = locations.resolve(project, record.outputs[f"{PIPELINE}.submission"])
     test_rows = sum(1 for _ in open(Path(record.inputs["raw_test"]["path"]))) - 1
-    with open(submission) as handle:
-        rows = list(csv.reader(handle))
+    rows = list(csv.reader(io.StringIO((locations.read_bytes(submission) or b"").decode())))
     problems = []
     if record.nodes != dag_nodes:
         problems.append(f"the run record's nodes {record.nodes} are not the DAG's {dag_nodes}")
@@ -186,10 +193,10 @@ def _check(project: Path, env: dict[str, str], outside: Path, dags: Path, epochs
         problems.append(f"outputs not under the run's version {run_id}: {bad_outputs}")
     if opened:
         problems.append(f"open runs left: {opened}")
-    if rows[0] != ["ImageId", "Label"] or len(rows) - 1 != test_rows:
-        problems.append(f"{submission}: header {rows[0]}, {len(rows) - 1} rows for {test_rows} test rows")
-    page = project / record.outputs.get("run_report", "missing")
-    if not page.is_file() or run_id not in page.read_text(encoding="utf-8"):
+    if not rows or rows[0] != ["ImageId", "Label"] or len(rows) - 1 != test_rows:
+        problems.append(f"{submission}: header {rows[:1]}, {len(rows) - 1} rows for {test_rows} test rows")
+    page = locations.resolve(project, record.outputs.get("run_report", "missing"))
+    if run_id not in (locations.read_bytes(page) or b"").decode("utf-8"):
         problems.append(f"close-run wrote no run report naming run {run_id} (looked for {page})")
     if record.parameters[PIPELINE]["epochs"] != epochs:
         problems.append(f"{PIPELINE}.epochs ran as {record.parameters[PIPELINE]['epochs']}, not {epochs}")
@@ -205,9 +212,9 @@ def _check(project: Path, env: dict[str, str], outside: Path, dags: Path, epochs
         kedro = f"{sum(node_seconds[n] for n in nodes):.1f} s" if nodes else "-"
         print(f"  {task['task_id']:<46}{seconds:>10.1f} s{kedro:>12}")
     score = record.metrics.get(PIPELINE, {}).get("test_score")
-    print(f"  run record: {store.root / run_id / 'run.json'}; {len(dag_nodes)} nodes; submission {submission}")
+    print(f"  run record: {store.where(run_id, 'run.json')}; {len(dag_nodes)} nodes; submission {submission}")
     print(f"  {PIPELINE} after {epochs} epochs: test score {score}; report {page}")
-    fresh, node = _fresh_process_startup(project, env)
+    fresh, node = _fresh_process_startup(project, env, params)
     print(f"  one task in a fresh process (as on an Airflow worker): {fresh:.1f} s, of which its node {node:.2f} s")
     print("OK")
     return 0
