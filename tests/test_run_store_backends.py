@@ -170,6 +170,20 @@ def test_concurrent_runs_keep_their_own_outputs(where):
         assert locations.read_bytes(path) == b"weights" and f"/{run_id}/" in path
 
 
+def test_outputs_saved_at_once_by_threads_are_all_journalled(where):
+    """ThreadRunner saves outputs from several threads: every version folder must reach the journal."""
+    run = LiveRun(where.store, RUN)
+    run.start({})
+    folders = [where.output(RUN, f"arch{n}/model.pt") for n in range(8)]
+    threads = [threading.Thread(target=run.journal, args=(folder,)) for folder in folders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(map(str, where.store.journal_entries(run.journal_key))) == sorted(map(str, folders))
+    run.abort()
+
+
 def test_a_failing_run_deletes_what_it_wrote_and_the_last_complete_run_stays_latest(where):
     _committed(where, OLD)
     run, folder = _begun(where, RUN)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -214,6 +215,7 @@ class ObjectBackend(Backend):
         self.skew = skew if skew is not None else float(os.environ.get(CLOCK_SKEW_VARIABLE) or DEFAULT_SKEW)
         self.grace = self.ttl + self.skew + 1.0
         self._journals: dict[str, bytes] = {}  # the journals this backend wrote, as it wrote them
+        self._appending = threading.Lock()
 
     def where(self, key: str) -> str:
         return f"{self.root}/{key}" if key else self.root
@@ -241,10 +243,11 @@ class ObjectBackend(Backend):
         A journal has one writer (its run, its part or the closing step), so what this backend
         last wrote is what is there: it is read from the store only the first time.
         """
-        before = self._journals[key] if key in self._journals else (self.read(key) or b"")
-        after = before + f"{line}\n".encode()
-        self.write(key, after, "the run's journal")
-        self._journals[key] = after
+        with self._appending:  # nodes of a ThreadRunner save at once: no line may be lost
+            before = self._journals[key] if key in self._journals else (self.read(key) or b"")
+            after = before + f"{line}\n".encode()
+            self.write(key, after, "the run's journal")
+            self._journals[key] = after
 
     def delete(self, key: str) -> None:
         self._journals.pop(key, None)
