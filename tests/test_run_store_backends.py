@@ -203,6 +203,7 @@ def test_a_live_run_on_another_host_is_left_alone_and_a_killed_one_is_cleaned(wh
         assert store.state(RUN) is RunState.LIVE and store.remove_dead() == []
         assert [live["run_id"] for live in store.live()] == [RUN]
         assert store.live()[0]["reads"] == {"conv.model": OLD}  # retention keeps what it reads
+        assert store.live()[0]["host"] == "worker-2"  # `runs list` says where it runs
         assert store.latest() is None and where.exists(where.output(RUN))
     finally:
         _kill(child)

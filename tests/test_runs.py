@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -124,6 +125,6 @@ def test_runs_command_lists_and_finds_the_latest_submission(tmp_path, capsys):
     assert main(["--runs-dir", str(root), "pin", RUN]) == 0
     main(["--runs-dir", str(root), "list"])
     lines = capsys.readouterr().out.splitlines()[1:]
-    assert lines[0] == "2026-11-28T02.30.00.000Z  live: running now"
+    assert lines[0] == f"2026-11-28T02.30.00.000Z  live: running now on {socket.gethostname()} (pid {os.getpid()})"
     assert lines[1].startswith(RUN) and "conv 0.9900 (pinned)" in lines[1] and len(lines) == 3
     assert main(["--runs-dir", str(root), "latest", "--submission", "mlp"]) == 1

@@ -31,8 +31,11 @@ def _describe(store: RunStore, run_id: str, state: RunState) -> str:
     if state is RunState.OPEN:
         info = next((i for i in store.open_runs() if i.get("run_id") == run_id), {"run_id": run_id})
         return f"{run_id}  {','.join(info.get('pipelines', []))}  {describe_open(store, info)}"
+    if state is RunState.LIVE:
+        live = next((found for found in store.live() if found["run_id"] == run_id), {})
+        where = f" on {live['host']} (pid {live.get('pid')})" if live.get("host") else ""
+        return f"{run_id}  live: running now{where}"
     notes = {
-        RunState.LIVE: "running now",
         RunState.DEAD: "dead (killed); the next run or retention deletes what it wrote",
     }
     return f"{run_id}  {state.value}" + (f": {notes[state]}" if state in notes else "")

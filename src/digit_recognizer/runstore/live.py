@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import time
 
 from digit_recognizer.runstore import locations
@@ -38,7 +39,7 @@ class LiveRun:
 
     def start(self, reads: dict[str, str]) -> None:
         """Claims the run before its folder becomes visible to others; FileExistsError when the id is taken."""
-        reads_file = json.dumps({"reads": reads, "pid": os.getpid()}).encode()
+        reads_file = json.dumps({"reads": reads, "pid": os.getpid(), "host": socket.gethostname()}).encode()
         self._claim = self.store.backend.start(self.run_id, {READS: reads_file}, hold=LOCK)
 
     def check(self) -> None:
