@@ -311,3 +311,25 @@ def test_a_paused_process_whose_lease_expired_writes_nothing_more(where):
     with pytest.raises(LeaseLost):
         run.commit(run_record(RUN))
     assert where.store.state(RUN) is None
+
+
+def test_a_store_that_ignores_conditional_writes_is_refused_before_a_run_is_claimed(where, monkeypatch):
+    if where.kind == "local":
+        pytest.skip("a local folder has flock and rename")
+    from digit_recognizer.runstore import backends
+
+    monkeypatch.setattr(backends, "_VERIFIED", set())
+    fs = where.store.backend.objects.fs
+    put = fs.pipe_file
+
+    def ignoring(path, value, mode="overwrite", **kwargs):  # as an old S3-compatible server behaves
+        kwargs.pop("IfMatch", None)
+        return put(path, value, **kwargs)
+
+    monkeypatch.setattr(fs, "pipe_file", ignoring)
+    with pytest.raises(backends.StoreError, match=r"cannot hold runs: a second conditional create .* succeeded"):
+        LiveRun(where.store, RUN).start({})
+    monkeypatch.setattr(fs, "pipe_file", put)
+    assert where.store.runs() == []  # nothing was claimed; the probe left nothing either
+    assert [key for key in where.store.backend.objects.keys() if not key.startswith(".probe")] == []
+    assert where.store.backend.objects.keys(".probe") == []

@@ -28,6 +28,7 @@ import uuid
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from digit_recognizer.errors import UserError
 from digit_recognizer.runstore import locations
 from digit_recognizer.runstore.files import atomic_write, try_lock
 
@@ -198,6 +199,13 @@ class _LeaseClaim(Claim):
         self.lease.release()
 
 
+class StoreError(UserError, RuntimeError):
+    """An object store lacks a property the run store needs (conditional writes)."""
+
+
+_VERIFIED: set[str] = set()  # object-store roots that honour conditional writes (checked once per process)
+
+
 class ObjectBackend(Backend):
     """The runs under a URL of an object store (``s3://bucket/prefix/runs``): claims are leases.
 
@@ -272,7 +280,42 @@ class ObjectBackend(Backend):
     def _lease(self, key: str):
         from digit_recognizer.runstore.objects import Lease
 
+        self.verify()
         return Lease(self.objects, key, ttl=self.ttl)
+
+    def verify(self) -> None:
+        """Checks once per process and store that it honours conditional writes, before any run is claimed on it.
+
+        A store that ignores ``If-None-Match`` or ``If-Match`` (an old S3-compatible server) would
+        let two processes claim one run, or a renewal and a reap both succeed, without a word:
+        raises :class:`StoreError` instead. Four requests, under a key no run can have.
+        """
+        if self.root in _VERIFIED:
+            return
+        key = f".probe/{uuid.uuid4().hex}"
+        try:
+            created = self.objects.create(key, b"1")
+            again = self.objects.create(key, b"2")
+            found = self.objects.get(key)
+            stale = self.objects.replace(key, b"3", "0" * 32) if found else None
+        finally:
+            self.objects.delete(key)
+        problems = []
+        if not created or found is None:
+            problems.append("a conditional create (If-None-Match: *) of a new object failed")
+        if again:
+            problems.append("a second conditional create (If-None-Match: *) of the same object succeeded")
+        if found is not None and found[0] != b"1":
+            problems.append("a conditional create (If-None-Match: *) replaced an existing object")
+        if stale is not None:
+            problems.append("a conditional replace (If-Match) against a wrong ETag succeeded")
+        if problems:
+            raise StoreError(
+                f"{self.root} cannot hold runs: {'; '.join(problems)}. The run store needs conditional writes "
+                "(docs/object-storage.md, 'What the store must provide'); upgrade the store, or keep the runs "
+                "on a local folder with DIGIT_RECOGNIZER_RUNS_DIR=data/runs"
+            )
+        _VERIFIED.add(self.root)
 
     def start(self, run_id: str, files: dict[str, bytes], hold: str | None) -> Claim | None:
         lease = self._lease(f"{run_id}/{hold or 'lock'}")
