@@ -1,7 +1,7 @@
 """`kedro run --pipeline conv` with its outputs and runs (data_root) on the local disk and on an S3 endpoint, like for like.
 
     python benchmarks/object_store.py                # the sample, then Kaggle-sized input (conv, 5 epochs)
-    python benchmarks/object_store.py --sample-only
+    python benchmarks/object_store.py --sample-only --by-part   # and what each request was for
 
 The S3 endpoint is moto's server on 127.0.0.1 (moto[server], installed by `.[test]`), so the
 figures say what the project adds on an object store (requests, bytes, the client's work), not
@@ -25,7 +25,16 @@ from pathlib import Path
 from common import PROJECT_ROOT, kaggle_sized_dir
 from threads import cpu
 
-REQUEST = re.compile(r'"(GET|PUT|POST|HEAD|DELETE) ')
+# a request line of moto's server log; werkzeug colours some (DELETE's 204, the 4xx answers) with ANSI codes
+REQUEST = re.compile(r'"(?:\x1b\[[0-9;]*m)*(GET|PUT|POST|HEAD|DELETE) ([^ "]*)[^"]*" (\d{3})')
+
+
+def part(path: str, root: str) -> str:
+    """What a request was for: the run store, an output, the store probe, or a listing of the bucket."""
+    key = path.split("?", 1)[0].removeprefix(f"/{root.removeprefix('s3://')}/")
+    if key.startswith("/"):
+        return "listing"
+    return "probe" if key.startswith(".probe/") else ("run store" if key.startswith("runs/") else "output")
 
 
 def free_port() -> int:
@@ -41,6 +50,7 @@ def data_bytes(folder: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample-only", action="store_true")
+    parser.add_argument("--by-part", action="store_true", help="break the requests down by what they were for")
     args = parser.parse_args()
     print(f"cpu: {cpu()}")
     credentials = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -98,19 +108,27 @@ def main() -> None:
                     seconds = time.perf_counter() - start
                     if result.returncode != 0:
                         raise SystemExit(result.stderr[-3000:])
-                    requests = [
-                        m.group(1)
+                    answered = [
+                        (m.group(1), part(m.group(2), root), m.group(3))
                         for line in log_path.read_text().splitlines()[len(before_log) :]
                         if (m := REQUEST.search(line))
                     ]
+                    requests = [kind for kind, _, _ in answered]
+                    refused = sum(status.startswith("4") for _, _, status in answered)
                     written = (data_bytes(PROJECT_ROOT / "data") - before_local) + (
                         sum(o["Size"] for o in _objects(s3)) - before_objects
                     )
                     kinds = ", ".join(f"{k} {v}" for k, v in collections.Counter(requests).most_common())
+                    kinds += f"; {refused} answered 4xx (absent, or a condition not met)" if refused else ""
                     print(
                         f"{name:<14}{backend:<9}{seconds:>9.1f}{written / 1e6:>12.1f}{len(requests):>13}  {kinds}",
                         flush=True,
                     )
+                    if args.by_part and answered:
+                        for (what, kind, status), count in sorted(
+                            collections.Counter((w, k, s) for k, w, s in answered).items(), key=lambda i: -i[1]
+                        ):
+                            print(f"{'':<23}{count:>5}  {what}: {kind} answered {status}")
         finally:
             server.terminate()
             server.wait()
