@@ -64,6 +64,11 @@ def zipped_raw(tmp_path) -> Path:
             "conv.model has no version 2020-01-01T00.00.00.000Z (no complete run wrote it)",
         ),
         (["--pipelines", "reporting"], "No complete run has written centroid_summary, cnn_summary"),
+        (  # gcsfs is no dependency of the project: as s3:// without the [s3] extra
+            ["--pipelines", "conv", "--params", "data_root=gs://bucket/project"],
+            "gs://bucket/project is on gs://, which needs a package that is not installed: "
+            "fsspec's package for gs:// (gcsfs for gs://",
+        ),
     ],
 )
 def test_a_user_mistake_ends_in_its_message(project, args, message):

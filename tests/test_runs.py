@@ -128,3 +128,20 @@ def test_runs_command_lists_and_finds_the_latest_submission(tmp_path, capsys):
     assert lines[0] == f"2026-11-28T02.30.00.000Z  live: running now on {socket.gethostname()} (pid {os.getpid()})"
     assert lines[1].startswith(RUN) and "conv 0.9900 (pinned)" in lines[1] and len(lines) == 3
     assert main(["--runs-dir", str(root), "latest", "--submission", "mlp"]) == 1
+
+
+def test_a_bucket_without_its_package_says_which_to_install(monkeypatch):
+    import fsspec
+
+    from digit_recognizer.runstore import locations
+
+    def missing(protocol):
+        raise ImportError("Install s3fs to access S3")  # what fsspec says when s3fs is absent
+
+    monkeypatch.setattr(fsspec, "get_filesystem_class", missing)
+    with pytest.raises(
+        locations.MissingFilesystem,
+        match=r"s3://bucket/x is on s3://, which needs a package that is not installed: s3fs, the \[s3\] extra: "
+        r'pip install -e "\.\[s3\]"',
+    ):
+        locations.filesystem_class("s3://bucket/x")

@@ -41,7 +41,16 @@ from digit_recognizer.framework.stop_signals import StopSignals
 from digit_recognizer.framework.versions import plan_versions
 from digit_recognizer.ml.threads import TASKS_VARIABLE, widest
 from digit_recognizer.report import REPORT_DATASET, render_report
-from digit_recognizer.runstore import JOIN_VARIABLE, LiveRun, RunPart, RunRecord, RunStateError, RunStore, iso_time
+from digit_recognizer.runstore import (
+    JOIN_VARIABLE,
+    LiveRun,
+    RunPart,
+    RunRecord,
+    RunStateError,
+    RunStore,
+    iso_time,
+    locations,
+)
 from digit_recognizer.runstore.project import CREDENTIALS_KEY, use_credentials
 from digit_recognizer.runstore.store import part_name
 
@@ -90,6 +99,8 @@ class RunHooks:
         except Exception:  # a project without globals.yml
             configured = None
         self._data_root = str(runtime.get("data_root") or configured or "") or None  # the runs live under it
+        if self._data_root and locations.is_url(self._data_root):
+            locations.filesystem_class(self._data_root)  # its package is installed, or say which to install
         if self._data_root:  # its credentials, where credentials.yml has them, for every reader and writer
             try:
                 credentials = (loader["credentials"] or {}).get(CREDENTIALS_KEY)

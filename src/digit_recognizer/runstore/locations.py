@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from digit_recognizer.errors import UserError
 from digit_recognizer.runstore.files import remove as remove_path
 from digit_recognizer.runstore.files import size as path_size
 
@@ -30,10 +31,41 @@ def parent(location: Location) -> Location:
     return str(location).rstrip("/").rsplit("/", 1)[0] if is_url(location) else Path(location).parent
 
 
-def _fs(url: str):
+class MissingFilesystem(UserError, ImportError):
+    """A URL's protocol needs a package that is not installed (``s3://`` without the ``[s3]`` extra)."""
+
+
+def _missing(url: str, error: ImportError) -> MissingFilesystem:
+    protocol = url.split("://", 1)[0]
+    if protocol in ("s3", "s3a"):
+        needs = 's3fs, the [s3] extra: pip install -e ".[s3]"'
+    else:
+        needs = f"fsspec's package for {protocol}:// (gcsfs for gs://, adlfs for abfs:// and az://)"
+    return MissingFilesystem(f"{url} is on {protocol}://, which needs a package that is not installed: {needs}")
+
+
+def filesystem(url: str, **options):
+    """fsspec's filesystem and path for ``url``; a protocol whose package is missing is a :class:`MissingFilesystem`."""
     import fsspec
 
-    return fsspec.core.url_to_fs(url)
+    try:
+        return fsspec.core.url_to_fs(url, **options)
+    except ImportError as exc:
+        raise _missing(url, exc) from exc
+
+
+def filesystem_class(url: str):
+    """The fsspec class for ``url``'s protocol (nothing is connected); a missing package raises :class:`MissingFilesystem`."""
+    import fsspec
+
+    try:
+        return fsspec.get_filesystem_class(url.split("://", 1)[0])
+    except ImportError as exc:
+        raise _missing(url, exc) from exc
+
+
+def _fs(url: str):
+    return filesystem(url)
 
 
 def exists(location: Location) -> bool:

@@ -95,10 +95,10 @@ class Objects:
     """Whole objects under one prefix of an fsspec store (``s3://bucket/prefix``), by key (``run/lease.json``)."""
 
     def __init__(self, url: str, **storage_options: Any) -> None:
-        import fsspec
+        from digit_recognizer.runstore.locations import filesystem
 
         self.url = url.rstrip("/")
-        self.fs, self.root = fsspec.core.url_to_fs(self.url, **storage_options)
+        self.fs, self.root = filesystem(self.url, **storage_options)
 
     def path(self, key: str) -> str:
         return f"{self.root}/{key}"

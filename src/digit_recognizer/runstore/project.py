@@ -75,11 +75,10 @@ def use_credentials(url: str, options: dict[str, Any] | None) -> None:
     """Makes ``options`` the defaults of ``url``'s filesystem in this process (explicit arguments still win)."""
     if not options or not locations.is_url(url):
         return
-    import fsspec
     import fsspec.config
 
     protocol = url.split("://", 1)[0]
-    implementation = fsspec.get_filesystem_class(protocol)
+    implementation = locations.filesystem_class(url)
     protocols = implementation.protocol if isinstance(implementation.protocol, (list, tuple)) else [protocol]
     for name in protocols:
         fsspec.config.conf.setdefault(name, {}).update(options)
