@@ -145,3 +145,14 @@ def test_a_bucket_without_its_package_says_which_to_install(monkeypatch):
         r'pip install -e "\.\[s3\]"',
     ):
         locations.filesystem_class("s3://bucket/x")
+
+
+def test_the_runs_and_retention_commands_end_a_user_mistake_in_its_message(tmp_path, capsys, monkeypatch):
+    from digit_recognizer.runstore.retention import main as retention
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    assert main(["--data-root", "gs://bucket/x", "list"]) == 1  # gcsfs is not installed
+    assert capsys.readouterr().err.startswith("Error: gs://bucket/x/runs is on gs://, which needs a package")
+    assert retention(["--keep", "1", "--data-root", "gs://bucket/x"]) == 1
+    assert capsys.readouterr().err.startswith("Error: gs://bucket/x/runs is on gs://, which needs a package")

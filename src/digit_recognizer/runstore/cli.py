@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from digit_recognizer.errors import UserError
 from digit_recognizer.runstore import locations
 from digit_recognizer.runstore import store as _store
 from digit_recognizer.runstore.record import RunRecord
@@ -90,6 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     ):
         commands.add_parser(name, help=text).add_argument("run_id")
     args = parser.parse_args(argv)
+    try:
+        return _run(parser, args)
+    except UserError as exc:  # a mistake the user can fix (a missing package, a store without conditional writes)
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     store = RunStore(args.runs_dir) if args.runs_dir else RunStore.at(data_root=args.data_root)
 
     if args.command == "list":
