@@ -12,6 +12,17 @@ class UserError(Exception):
     """A mistake the user can fix; its message says what to do."""
 
 
+def exit_status(command, *args) -> int:
+    """Runs a command-line entry point: a :class:`UserError` ends in its message on stderr and status 1."""
+    import sys
+
+    try:
+        return command(*args)
+    except UserError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+
+
 class RunInterrupted(BaseException):  # noqa: N818 (it is what happened, not a failure of the code)
     """The run got SIGTERM or SIGINT and has rolled back; like KeyboardInterrupt, no ``except Exception`` stops it."""
 

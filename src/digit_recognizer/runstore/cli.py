@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from digit_recognizer.errors import UserError
+from digit_recognizer.errors import exit_status
 from digit_recognizer.runstore import locations
 from digit_recognizer.runstore import store as _store
 from digit_recognizer.runstore.record import RunRecord
@@ -91,11 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         commands.add_parser(name, help=text).add_argument("run_id")
     args = parser.parse_args(argv)
-    try:
-        return _run(parser, args)
-    except UserError as exc:  # a mistake the user can fix (a missing package, a store without conditional writes)
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
+    return exit_status(_run, parser, args)  # a user's mistake (a missing package, say) ends in its message
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:

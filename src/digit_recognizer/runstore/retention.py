@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from digit_recognizer.errors import UserError
+from digit_recognizer.errors import exit_status
 from digit_recognizer.runstore.locations import is_url, size
 from digit_recognizer.runstore.record import RunRecord
 from digit_recognizer.runstore.store import RunStore, describe_open
@@ -97,11 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     args = parser.parse_args(argv)
-    try:
-        return _prune(parser, args)
-    except UserError as exc:  # a mistake the user can fix (a missing package, a store without conditional writes)
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
+    return exit_status(_prune, parser, args)  # a user's mistake (a missing package, say) ends in its message
 
 
 def _prune(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
