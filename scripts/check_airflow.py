@@ -87,7 +87,7 @@ def _fresh_process_startup(project: Path, env: dict[str, str], params: dict) -> 
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", script], env=env, cwd=env["HOME_FOR_CHECK"], capture_output=True)
     seconds = time.perf_counter() - started
-    store = RunStore.at(project, params.get("data_root"), ENV)
+    store = RunStore.at(project, params.get("data_root"))
     parts = store.parts(run_id)
     store.abort_run(run_id)
     if result.returncode != 0 or not parts:
@@ -172,7 +172,7 @@ def _check(project: Path, env: dict[str, str], outside: Path, dags: Path, epochs
     from digit_recognizer.integrations.airflow import dag_tasks
     from digit_recognizer.runstore import RunStore, locations
 
-    store = RunStore.at(project, data_root, ENV)
+    store = RunStore.at(project, data_root)
     records = [r for r in store.complete() if (r.scheduler or {}).get("dag_run_id") == dag_run["run_id"]]
     if len(records) != 1:
         return _fail(f"expected one run record for DAG run {dag_run['run_id']}, found {len(records)}")

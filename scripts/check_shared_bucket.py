@@ -249,7 +249,7 @@ def _kill_a_task(store, tasks, order, machines, env, scheduler, params, epochs, 
         return _fail(f"close-run committed run {run_id}, whose training task was killed")
     except RunIncompleteError as exc:
         print(f"  close-run, {time.monotonic() - killed:.1f} s after the kill: {exc}")
-    fs, path = locations._fs(str(store.root))
+    fs, path = locations.filesystem(str(store.root))
     fs.invalidate_cache()
     left = [p for p in fs.find(path.rsplit("/", 1)[0]) if run_id in p]
     if left:

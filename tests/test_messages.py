@@ -111,7 +111,7 @@ def test_the_packaged_command_and_a_subfolder_give_the_same_messages_and_format(
     below = kedro(project / "src", "run", "--pipelines", "centroid")
     assert below.returncode == 0, below.stderr[-3000:]
     lines = below.stderr.strip().splitlines()
-    assert lines[-1].split()[2:4] == ["INFO", "digit_recognizer.framework.hooks:"]  # the project's one-line format
+    assert lines[-1].split()[2:4] == ["INFO", "digit_recognizer.framework.publishers:"]  # the project's one-line format
     assert not any("│" in line or "╭" in line for line in lines)  # no Rich boxes
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from matplotlib.figure import Figure
 
-from digit_recognizer.report import REPORT_DATASET, compare, previous_run, render_report, report_file
+from digit_recognizer.report import REPORT_DATASET, compare, previous_run, render_report
 from digit_recognizer.report.page import changed_from_defaults
+from digit_recognizer.runs import main as runs_main
 from digit_recognizer.runstore import RunStore
-from digit_recognizer.runstore.cli import main as runs_main
 from digit_recognizer.runstore.retention import prune
 
 from .conftest import kedro, run_record
@@ -73,10 +73,11 @@ def test_the_run_compared_with_is_the_newest_earlier_one_of_the_same_pipelines()
 
 
 def test_parameters_that_differ_from_the_defaults_are_listed_with_the_default():
-    from digit_recognizer.config import check_parameters
+    from digit_recognizer.config import check_parameters, parameter_defaults
 
     effective = check_parameters({"conv": {"architecture": "conv", "epochs": 40}, "split": {"seed": 7}})
-    changed = {key: (value, default) for key, value, default in changed_from_defaults(effective)}
+    defaults = parameter_defaults(effective)
+    changed = {key: (value, default) for key, value, default in changed_from_defaults(effective, defaults)}
     assert changed == {"conv.epochs": (40, 10), "split.seed": (7, 42)}
 
 
@@ -123,8 +124,14 @@ def test_the_page_carries_its_images_and_fetches_nothing(tmp_path):
     assert "nothing to compare with" in first
 
 
-def test_a_page_is_written_for_an_old_run_and_deleted_with_it(tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the project folder, where the paths in records start
+def report_file(run_id: str) -> Path:
+    """Where the catalog's run_report puts a run's page, relative to the project."""
+    return Path("data/08_reporting/report.html") / run_id / "report.html"
+
+
+def test_a_page_is_written_for_an_old_run_and_deleted_with_it(project, capsys, monkeypatch):
+    tmp_path = project
+    monkeypatch.chdir(project)  # the project folder, where the paths in records start
     fake_run(tmp_path, "2026-12-01T00.00.00.000Z", 0.98)
     fake_run(tmp_path, "2026-12-02T00.00.00.000Z", 0.98)
     old = "2026-12-01T00.00.00.000Z"
@@ -139,7 +146,7 @@ def test_a_page_is_written_for_an_old_run_and_deleted_with_it(tmp_path, capsys, 
     assert "2026-12-02T00.00.00.000Z" in (tmp_path / "latest.html").read_text()
     assert runs_main(["report"]) == 0  # the latest run's own page (retention keeps whoever wrote a latest version)
     assert Path(capsys.readouterr().out.strip()) == tmp_path / report_file("2026-12-02T00.00.00.000Z")
-    prune(tmp_path / "data", keep=1)
+    prune(store, keep=1)
     assert not page.exists() and not page.parent.exists()  # deleted with its run
     assert runs_main(["report", "2026-11-01T00.00.00.000Z"]) == 1
     assert "no complete run 2026-11-01T00.00.00.000Z" in capsys.readouterr().err

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from digit_recognizer.runstore import LiveRun, RunStore
-from digit_recognizer.runstore.retention import main, prune
+from digit_recognizer.retention import retention_main as main
+from digit_recognizer.runstore import LiveRun, RunStore, retention
 
 from .conftest import run_record
 
@@ -41,6 +41,11 @@ def data(tmp_path) -> Path:
     for run_id in RUNS:
         make_run(root, run_id, CONV)
     return root
+
+
+def prune(data: Path, keep: int, dry_run: bool = False) -> retention.Pruned:
+    """Retention on the run store under ``data`` (the data root of a project at its parent)."""
+    return retention.prune(RunStore.at(data.parent), keep, dry_run)
 
 
 def versions(data: Path, relative: str) -> list[str]:
@@ -85,24 +90,27 @@ def test_what_a_killed_run_left_is_removed(data):
     assert versions(data, "06_models/conv/model.pt") == RUNS
 
 
-def test_dry_run_deletes_nothing_and_says_what_would_go(data, capsys):
-    assert main(["--keep", "1", "--dry-run", "--data-dir", str(data)]) == 0
+def test_dry_run_deletes_nothing_and_says_what_would_go(data, capsys, monkeypatch):
+    monkeypatch.chdir(data.parent)
+    assert main(["--keep", "1", "--dry-run", "--runs-dir", str(data / "runs")]) == 0
     out = capsys.readouterr().out
     assert out.count("would delete run") == 4
     assert "kept 1 complete runs, would delete 4" in out
     assert versions(data, "06_models/conv/model.pt") == RUNS
 
 
-def test_cli_deletes_and_reports_folders_of_no_run(data, capsys):
+def test_cli_deletes_and_reports_folders_of_no_run(data, capsys, monkeypatch):
+    monkeypatch.chdir(data.parent)
     stray = data / "06_models/conv/model.pt/2025-01-01T00.00.00.000Z"
     stray.mkdir()
     (stray / "model.pt").write_text("from before run records")
-    main(["--keep", "1", "--data-dir", str(data)])
+    assert main(["--keep", "1", "--runs-dir", str(data / "runs")]) == 0
     out = capsys.readouterr().out
     assert "deleted 4" in out and "1 version folders belong to no recorded run" in out
     assert versions(data, "06_models/conv/model.pt") == [stray.name, RUNS[-1]]
 
 
-def test_keep_must_be_positive(data):
-    with pytest.raises(SystemExit):
-        main(["--keep", "0", "--data-dir", str(data)])
+def test_keep_must_be_positive(data, capsys):
+    assert main(["--keep", "0", "--runs-dir", str(data / "runs")]) == 1
+    assert "Error: --keep must be at least 1 (the newest run is always kept), got 0" in capsys.readouterr().err
+    assert versions(data, "06_models/conv/model.pt") == RUNS

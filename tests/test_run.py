@@ -41,7 +41,7 @@ def test_conv_pipeline_leaves_a_valid_submission(project):
     [record_line] = [line for line in lines if "run record: " in line]
     assert (project / record_line.split("run record: ")[1]).is_file()
     assert any(
-        re.search(r"INFO digit_recognizer.framework.hooks:\s+conv\s+0\.\d{4}\s+0\.\d{4}\s+29,770\s", line)
+        re.search(r"INFO digit_recognizer.framework.publishers:\s+conv\s+0\.\d{4}\s+0\.\d{4}\s+29,770\s", line)
         for line in lines
     )
     info = [line for line in lines if " INFO " in line and " mlflow." not in line]  # MLflow formats its own

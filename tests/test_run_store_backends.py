@@ -222,7 +222,7 @@ def test_retention_during_a_run_keeps_what_it_reads_and_never_touches_it(where, 
     (tmp_path / "data").mkdir(exist_ok=True)
     child = _holder(where, RUN)  # reads OLD's model
     try:
-        result = prune(tmp_path / "data", keep=1)
+        result = prune(RunStore.at(tmp_path), keep=1)
         assert sorted(result.removed) == ["2026-11-24T02.30.00.000Z", "2026-11-25T02.30.00.000Z"]
         assert not where.exists(where.output("2026-11-24T02.30.00.000Z"))
         assert where.exists(where.output(OLD)) and where.store.state(RUN) is RunState.LIVE

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from digit_recognizer.runs import main
 from digit_recognizer.runstore import LiveRun, RunStore, WriteError, atomic_write
-from digit_recognizer.runstore.cli import main
 
 from .conftest import run_record
 
@@ -118,7 +118,10 @@ def test_runs_command_lists_and_finds_the_latest_submission(tmp_path, capsys):
         run = LiveRun(RunStore(root), run_id)
         run.start({})
         path = f"data/07_model_output/conv/submission.csv/{run_id}/submission.csv"
-        run.commit(run_record(run_id, outputs={"conv.submission": path}, metrics={"conv": {"test_score": score}}))
+        outputs, submissions = {"conv.submission": path}, {"conv": path}
+        run.commit(
+            run_record(run_id, outputs=outputs, submissions=submissions, metrics={"conv": {"test_score": score}})
+        )
     LiveRun(RunStore(root), "2026-11-28T02.30.00.000Z").start({})  # in progress: not the latest
     assert main(["--runs-dir", str(root), "latest", "--submission", "conv"]) == 0
     assert capsys.readouterr().out.strip() == f"data/07_model_output/conv/submission.csv/{RUN}/submission.csv"
@@ -147,12 +150,22 @@ def test_a_bucket_without_its_package_says_which_to_install(monkeypatch):
         locations.filesystem_class("s3://bucket/x")
 
 
-def test_the_runs_and_retention_commands_end_a_user_mistake_in_its_message(tmp_path, capsys, monkeypatch):
-    from digit_recognizer.runstore.retention import main as retention
+def test_the_runs_and_retention_commands_end_a_user_mistake_in_its_message(project, capsys, monkeypatch):
+    from digit_recognizer.retention import retention_main as retention
 
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(project)
     assert main(["--data-root", "gs://bucket/x", "list"]) == 1  # gcsfs is not installed
-    assert capsys.readouterr().err.startswith("Error: gs://bucket/x/runs is on gs://, which needs a package")
+    assert capsys.readouterr().err.startswith("Error: gs://bucket/x is on gs://, which needs a package")
+    assert main(["list", "--data-root", "gs://bucket/x"]) == 1  # the option after the subcommand too
+    assert capsys.readouterr().err.startswith("Error: gs://bucket/x is on gs://, which needs a package")
     assert retention(["--keep", "1", "--data-root", "gs://bucket/x"]) == 1
-    assert capsys.readouterr().err.startswith("Error: gs://bucket/x/runs is on gs://, which needs a package")
+    assert capsys.readouterr().err.startswith("Error: gs://bucket/x is on gs://, which needs a package")
+
+
+def test_the_runs_command_outside_the_project_says_where_to_run_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["list"]) == 1
+    assert (
+        capsys.readouterr().err.strip()
+        == f"Error: {tmp_path} is not in the digit-recognizer project: run the command from its folder"
+    )

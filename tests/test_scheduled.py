@@ -18,6 +18,7 @@ from kedro.framework.startup import bootstrap_project
 from kedro.io import MemoryDataset
 from kedro.io.core import DatasetError
 
+from digit_recognizer.framework.threads import TASKS_VARIABLE
 from digit_recognizer.integrations.airflow import dag_tasks
 from digit_recognizer.integrations.scheduled import (
     close_run,
@@ -27,11 +28,11 @@ from digit_recognizer.integrations.scheduled import (
     run_task,
     tasks_at_once,
 )
-from digit_recognizer.ml.threads import TASKS_VARIABLE, available_cpus
+from digit_recognizer.ml.threads import available_cpus
 from digit_recognizer.pipeline_registry import register_pipelines
+from digit_recognizer.retention import retention_main
+from digit_recognizer.runs import main
 from digit_recognizer.runstore import JOIN_VARIABLE, RunStateError, RunStore
-from digit_recognizer.runstore.cli import main
-from digit_recognizer.runstore.retention import main as retention_main
 from digit_recognizer.runstore.retention import prune
 
 from .conftest import PROJECT_ROOT, kedro
@@ -124,11 +125,13 @@ def test_a_dag_run_is_one_run_with_one_record(conv_dag, project, elsewhere):
     dependencies = dag_dependencies(conv_dag)
     task_ids = {tuple(nodes): task_id for task_id, nodes in dag_tasks(conv_dag).items()}
     task_nodes = dag_tasks(conv_dag)
+    [training] = [task for task in tasks if "conv.train_model" in task]
+    # only plot-sample-digits can run beside the training task, and it trains nothing
+    assert tasks_at_once(dependencies, task=task_ids[tuple(training)], nodes=task_nodes) == 1
     for task in tasks:
         assert store.latest() == before  # an open run is never "latest"
         at_once = tasks_at_once(dependencies, task=task_ids[tuple(task)], nodes=task_nodes)  # as its DAG task does
-        if "conv.train_model" in task:
-            assert at_once == 1  # only plot-sample-digits can run beside it, and it trains nothing
+        if task is training:
             at_once = 2  # as if another training could: `threads: auto` then takes half the CPUs
         run_task(run_id, "conv", task, "airflow", FAST, project=project, tasks_at_once=at_once)
     assert Path.cwd() == elsewhere and JOIN_VARIABLE not in os.environ  # put back after each task
@@ -153,6 +156,31 @@ def test_a_dag_run_is_one_run_with_one_record(conv_dag, project, elsewhere):
     assert str(page.parent) in (project / "data" / "runs" / run_id / "journal").read_text()  # retention deletes it
     history = json.loads((project / record["outputs"][record["histories"]["conv"]]).read_text())
     assert history["threads"] == max(1, available_cpus() // 2)
+
+
+@pytest.mark.slow
+def test_a_dag_run_with_a_data_root_outside_the_project_puts_its_page_where_kedro_run_does(
+    conv_dag, project, elsewhere, tmp_path
+):
+    other_root = tmp_path / "other-root"  # a local folder outside the project
+    params = {**FAST, "data_root": str(other_root)}
+    tasks = in_order(conv_dag)
+    run_id = open_run("conv", [n for task in tasks for n in task], "airflow", params, project=project)
+    for task in tasks:
+        run_task(run_id, "conv", task, "airflow", params, project=project)
+    path = close_run(run_id, project=project, env="airflow", params=params)
+
+    assert Path(path) == other_root / "runs" / run_id / "run.json"
+    record = RunStore.at(project, str(other_root)).latest()
+    assert record.run_id == run_id
+    page = Path(record.outputs["run_report"])  # outside the project: kept whole
+    assert page == other_root / "08_reporting" / "report.html" / run_id / "report.html" and page.is_file()
+    assert not (project / "data" / "08_reporting").exists() and not (project / "data" / "runs").exists()
+
+    direct = kedro(project, "run", "--pipeline", "conv", "--params", f"conv.epochs=1,data_root={other_root}")
+    assert direct.returncode == 0, direct.stderr[-3000:]
+    latest = RunStore.at(project, str(other_root)).latest()
+    assert Path(latest.outputs["run_report"]).parent.parent == page.parent.parent  # the same place
 
 
 @pytest.mark.slow
@@ -227,7 +255,8 @@ def test_a_task_stopped_with_sigterm_rolls_its_part_back_and_close_aborts_the_ru
     assert list((project / "data").rglob(run_id)) == []
 
 
-def test_open_runs_survive_cleanup_and_retention_until_aborted(tmp_path, capsys):
+def test_open_runs_survive_cleanup_and_retention_until_aborted(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     data = tmp_path / "data"
     store = RunStore(data / "runs")
     store.open_run(
@@ -243,8 +272,8 @@ def test_open_runs_survive_cleanup_and_retention_until_aborted(tmp_path, capsys)
     (store.root / "2026-11-27T01.00.00.000Z" / "parts" / "a.journal").write_text(f"{version}\n")
 
     assert store.remove_dead() == []  # no process holds it between tasks, and it is not dead
-    prune(data, keep=1)
-    assert retention_main(["--keep", "1", "--data-dir", str(data)]) == 0
+    prune(store, keep=1)
+    assert retention_main(["--keep", "1", "--runs-dir", str(store.root)]) == 0
     assert "left alone: run 2026-11-27T01.00.00.000Z, open since" in capsys.readouterr().out
     assert version.exists() and [info["run_id"] for info in store.open_runs()] == ["2026-11-27T01.00.00.000Z"]
 

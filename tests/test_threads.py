@@ -9,16 +9,9 @@ import pytest
 import torch
 
 from digit_recognizer.config import ParameterError, check_parameters
+from digit_recognizer.framework.threads import TASKS_VARIABLE, RunnerError, ThreadSettingError, cpu_share
 from digit_recognizer.integrations.scheduled import tasks_at_once as tasks_at_once_in
-from digit_recognizer.ml.threads import (
-    TASKS_VARIABLE,
-    ThreadSettingError,
-    available_cpus,
-    cgroup_quota,
-    resolve_threads,
-    tasks_at_once,
-    torch_threads,
-)
+from digit_recognizer.ml.threads import available_cpus, cgroup_quota, resolve_threads, torch_threads
 
 
 @pytest.mark.parametrize(
@@ -63,17 +56,23 @@ def test_threads_is_auto_or_a_positive_number():
         check_parameters({"conv": {"architecture": "conv", "threads": "all"}})
 
 
-def test_tasks_at_once_comes_from_the_environment(monkeypatch):
+def test_auto_divides_the_cpus_by_the_share_it_is_given(monkeypatch):
     monkeypatch.setattr("digit_recognizer.ml.threads.available_cpus", lambda: 4)
-    monkeypatch.delenv(TASKS_VARIABLE, raising=False)
-    assert tasks_at_once() == 1 and resolve_threads("auto") == 4
-    monkeypatch.setenv(TASKS_VARIABLE, "3")
-    assert resolve_threads("auto") == 1 and resolve_threads(2) == 2  # a number is kept as it is
-    monkeypatch.setenv(TASKS_VARIABLE, "8")
-    assert resolve_threads("auto") == 1  # never fewer than one
-    monkeypatch.setenv(TASKS_VARIABLE, "many")
+    assert resolve_threads("auto") == 4 and resolve_threads("auto", 3) == 1 and resolve_threads(2, 3) == 2
+    assert resolve_threads("auto", 8) == 1  # never fewer than one
+
+
+def test_the_cpu_share_comes_from_the_runner_or_the_scheduler():
+    from digit_recognizer.pipeline_registry import register_pipelines
+
+    pipeline = register_pipelines()["__default__"]
+    assert cpu_share("", pipeline, environ={}) == 1  # SequentialRunner: one node at a time
+    assert cpu_share("kedro.runner.ThreadRunner", pipeline, environ={}) >= 4  # the architectures train at once
+    assert cpu_share("", pipeline, environ={TASKS_VARIABLE: "3"}) == 3  # a scheduler's task: its word
     with pytest.raises(ThreadSettingError, match=r"\$DIGIT_RECOGNIZER_TASKS_AT_ONCE = 'many': expected a positive"):
-        resolve_threads("auto")
+        cpu_share("", pipeline, environ={TASKS_VARIABLE: "many"})
+    with pytest.raises(RunnerError, match="--runner ParallelRunner cannot run this project"):
+        cpu_share("ParallelRunner", pipeline, environ={})
 
 
 @pytest.mark.parametrize(
@@ -116,20 +115,22 @@ def test_only_tasks_that_train_or_predict_take_a_share():
     assert tasks_at_once_in(dependencies, task="plot", nodes=nodes) == 3
 
 
-def test_the_threaded_nodes_are_those_whose_functions_set_torch_threads():
+def test_the_nodes_that_take_a_cpu_share_are_those_whose_functions_set_torch_threads():
     import inspect
 
     from digit_recognizer.pipeline_registry import register_pipelines
     from digit_recognizer.pipelines.training import nodes as training
+    from digit_recognizer.pipelines.training.pipeline import threaded_nodes
 
-    threaded = {
+    nodes = [node for pipeline in register_pipelines().values() for node in pipeline.nodes]
+    sets_threads = {
         node.name.rsplit(".", 1)[-1]
-        for pipeline in register_pipelines().values()
-        for node in pipeline.nodes
-        if inspect.getmodule(node.func) is training
-        and re.search(r"\b_threads\(|\b_train\(", inspect.getsource(node.func))
+        for node in nodes
+        if inspect.getmodule(node.func) is training and re.search(r"\b_threads\(", inspect.getsource(node.func))
     }
-    assert threaded == training.THREADED_NODES
+    takes_share = {node.name.rsplit(".", 1)[-1] for node in nodes if "cpu_share" in node.inputs}
+    assert sets_threads == takes_share == threaded_nodes()
+    assert {"train_model", "predict_test"} <= sets_threads
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from digit_recognizer.integrations.mlflow import flatten
+from digit_recognizer.runstore.record import flatten
 
 from .conftest import kedro
 

@@ -203,3 +203,21 @@ def _describe(prefix: str, error: dict[str, Any]) -> str:
     allowed = (error.get("ctx") or {}).get("expected")
     shown = f"; allowed: {allowed}" if allowed and allowed not in message else ""
     return f"{key} = {error['input']!r}: {message}{shown}"
+
+
+def parameter_defaults(parameters: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """Each block's defaults (None for a block that has none), to tell what a run changed (the run's page).
+
+    An architecture's block gets its architecture's defaults; a block without defaults of its
+    own (the ensemble names its members) gets None.
+    """
+    defaults: dict[str, dict[str, Any] | None] = {}
+    for name, block in parameters.items():
+        if isinstance(block, dict) and "architecture" in block:
+            defaults[name] = TrainingConfig.model_validate({"architecture": block["architecture"]}).model_dump()
+        elif name in BLOCKS:
+            try:
+                defaults[name] = BLOCKS[name]().model_dump()
+            except ValueError:  # a block that has no defaults
+                defaults[name] = None
+    return defaults

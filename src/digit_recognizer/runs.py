@@ -1,8 +1,8 @@
-"""``python -m digit_recognizer.runs``: the run store's command line (see :mod:`digit_recognizer.runstore`)."""
+"""``python -m digit_recognizer.runs``: ``kedro runs`` for cron and scripts (see :mod:`digit_recognizer.framework.commands`)."""
 
 import sys
 
-from digit_recognizer.runstore.cli import main
+from digit_recognizer.framework.commands import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -23,4 +23,6 @@ CONFIG_LOADER_ARGS = {
     "default_run_env": "local",
     # an environment overrides single keys of a parameter block (conf/kaggle: cnn.epochs)
     "merge_strategy": {"parameters": "soft"},
+    # the run store's settings (conf/<env>/runstore.yml), read through Kedro as every other file
+    "config_patterns": {"runstore": ["runstore*", "runstore*/**"]},
 }

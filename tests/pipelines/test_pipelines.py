@@ -34,6 +34,7 @@ def _catalog(raw_frames: dict, parameters: dict, keep: tuple[str, ...] = ()) -> 
     parameters = ParameterValidator(register_pipelines()).validate_raw_params(parameters)
     catalog = DataCatalog()
     catalog["run"] = {"run_id": "test-run"}
+    catalog["cpu_share"] = 1
     for name in keep:
         catalog[name] = KeptDataset()
     for name, frame in raw_frames.items():

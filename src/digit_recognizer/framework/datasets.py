@@ -155,6 +155,9 @@ class KaggleCSVDataset(AbstractDataset[None, pd.DataFrame]):
         except Exception as exc:  # the CSV parser's own message says which line is wrong
             raise InputFileError(f"{path}: not a readable CSV file: {_first_line(exc)}") from exc
         frame.attrs.update(source=str(path), bytes=size, sha256=digest)
+        if "label" in frame.columns:  # what the run record keeps of the classes
+            counts = frame["label"].value_counts()
+            frame.attrs["labels"] = {str(d): int(counts.get(d, 0)) for d in range(10)}
         return frame
 
     def _read(self, path: Path) -> pd.DataFrame:

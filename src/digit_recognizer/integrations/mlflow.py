@@ -16,23 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from digit_recognizer.runstore import RunRecord, locations
+from digit_recognizer.runstore.record import flatten
 
 MAX_PARAM_LENGTH = 250  # MLflow's limit on a parameter's value
 HISTORY = ("train_loss", "valid_loss", "accuracy")
 ARTIFACT_SUFFIXES = (".png", ".pt", ".csv", ".html")  # plots, models, submissions, leaderboards, the page
 FINAL = ("validation_accuracy", "validation_loss", "test_score", "training_seconds", "parameters")
-
-
-def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested parameters as ``block.key.subkey`` → value."""
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def log_run(record: RunRecord, record_path: locations.Location, project: Path) -> str | None:

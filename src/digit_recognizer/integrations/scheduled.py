@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,10 +27,15 @@ from typing import Any
 
 import yaml
 
-from digit_recognizer.ml.threads import TASKS_VARIABLE, widest
-from digit_recognizer.runstore import JOIN_VARIABLE, RunIncompleteError, RunRecord, RunStore
+from digit_recognizer.framework.project import load_context, project_store
+from digit_recognizer.framework.publishers import PagePublisher
+from digit_recognizer.framework.run_dataset import OutputWriteError
+from digit_recognizer.framework.threads import TASKS_VARIABLE
+from digit_recognizer.ml.threads import widest
+from digit_recognizer.report import REPORT_DATASET
+from digit_recognizer.runstore import JOIN_VARIABLE, RunIncompleteError, RunRecord, locations
 from digit_recognizer.runstore.files import WriteError
-from digit_recognizer.runstore.project import configured_data_root
+from digit_recognizer.runstore.store import with_new_id
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +81,8 @@ def open_run(
     project: str | os.PathLike[str] | None = None,
 ) -> str:
     """Opens a run that will run ``nodes`` of ``pipeline``; returns its id for the tasks."""
-    from kedro.io.core import generate_timestamp
-
     params = kedro_params(params)
-    store = RunStore.at(project_path(project), configured_data_root(project_path(project), env, params), env)
+    store = project_store(load_context(project_path(project), env, params))
     info = {
         "pipelines": [pipeline],
         "nodes": sorted(nodes),
@@ -88,13 +90,7 @@ def open_run(
         "runtime_params": params,
         "scheduler": dict(scheduler or {}),
     }
-    while True:
-        run_id = generate_timestamp()  # a Kedro version, to the millisecond
-        try:
-            store.open_run(run_id, info)
-            break
-        except FileExistsError:  # another run opened in the same millisecond
-            time.sleep(0.001)
+    run_id, _ = with_new_id(lambda run_id: store.open_run(run_id, info))
     logger.info("Opened run %s for %d nodes of pipeline %s", run_id, len(nodes), pipeline)
     return run_id
 
@@ -150,15 +146,16 @@ def tasks_at_once(
     number of tasks less a maximum matching of "runs before" (Dilworth's theorem). With ``task``:
     the largest such set that holds ``task`` (a task that overlaps few others divides the CPUs
     among fewer). With ``nodes`` (task → its node names), only tasks that train or predict with
-    torch count (a node of ``THREADED_NODES``): a plotting task beside a training one takes no
+    torch count (a node that takes ``cpu_share``): a plotting task beside a training one takes no
     thread from it. It depends only on the DAG, so a task's thread count, and so its results, is
     the same in every DAG run.
     """
     counted = None
     if nodes is not None:
-        from digit_recognizer.pipelines.training.nodes import THREADED_NODES  # imports torch: only in a task
+        from digit_recognizer.pipelines.training.pipeline import threaded_nodes  # imports torch: only in a task
 
-        counted = {t for t, names in nodes.items() if any(n.rsplit(".", 1)[-1] in THREADED_NODES for n in names)}
+        threaded = threaded_nodes()
+        counted = {t for t, names in nodes.items() if any(n.rsplit(".", 1)[-1] in threaded for n in names)}
     width = widest(dependencies, counted=counted, through=task)
     return max(1, min(width, limit) if limit else width)
 
@@ -215,23 +212,22 @@ def close_run(
     running after that, or a run that is not open, raises :class:`RunStateError` and changes
     nothing; abort such a run with ``python -m digit_recognizer.runs abort RUN_ID``.
     """
-    from digit_recognizer.report import REPORT_DATASET, write_report
-
     folder = project_path(project)
-    store = RunStore.at(folder, configured_data_root(folder, env, kedro_params(params)), env)
+    context = load_context(folder, env, kedro_params(params))
+    store, page = project_store(context), PagePublisher(context.catalog, folder)
     try:
         record, path = store.close_run(
-            run_id, lambda record, journal: write_report(store, record, journal), wait=store.backend.grace
+            run_id, lambda record, journal: page.publish(record, store.complete(), journal), wait=store.backend.grace
         )
     except RunIncompleteError as exc:
         removed = store.abort_run(run_id)
         raise RunIncompleteError(f"{exc}; aborted it and deleted the {len(removed)} version folders it wrote") from exc
-    except WriteError as exc:  # the page could not be written (a full disk): the run fails as for any output
+    except (WriteError, OutputWriteError) as exc:  # the page could not be written (a full disk): as for any output
         removed = store.abort_run(run_id)
         raise WriteError(
             f"{exc}; aborted run {run_id} and deleted the {len(removed)} version folders it wrote"
         ) from exc
-    logger.info("Closed run %s: %s", run_id, path if isinstance(path, str) else path.relative_to(folder))
+    logger.info("Closed run %s: %s", run_id, locations.relative(folder, path))
     for line in record.leaderboard_lines():
         logger.info(line)
     logger.info("  report: %s", record.outputs[REPORT_DATASET])

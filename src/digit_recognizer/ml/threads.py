@@ -13,17 +13,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from digit_recognizer.errors import UserError
-
-
-class ThreadSettingError(UserError, ValueError):
-    """The environment says how many tasks share the machine, and it is not a positive number."""
-
-
 CGROUP = Path("/sys/fs/cgroup")
-TASKS_VARIABLE = "DIGIT_RECOGNIZER_TASKS_AT_ONCE"
-"""Set by a scheduler's task (see ``integrations.scheduled.run_task``): how many tasks may run at once
-on this machine, among which ``auto`` divides the CPUs."""
 
 
 def available_cpus() -> int:
@@ -51,27 +41,14 @@ def cgroup_quota(root: Path = CGROUP) -> float | None:
         return None
 
 
-def tasks_at_once() -> int:
-    """``$DIGIT_RECOGNIZER_TASKS_AT_ONCE``, else 1 (this process is the only task)."""
-    value = os.environ.get(TASKS_VARIABLE, "").strip()
-    if not value:
-        return 1
-    try:
-        count = int(value)
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise ThreadSettingError(f"${TASKS_VARIABLE} = {value!r}: expected a positive number of tasks")
-    return count
+def resolve_threads(setting: int | str, sharing: int = 1) -> int:
+    """``auto``: the available CPUs divided among ``sharing`` nodes or tasks that run at once; a number as it is.
 
-
-def resolve_threads(setting: int | str, sharing: int | None = None) -> int:
-    """``auto``: the available CPUs divided among ``sharing`` tasks that run at once; a number as it is.
-
-    ``sharing`` defaults to :func:`tasks_at_once`; each task gets at least one thread.
+    Each gets at least one thread. ``sharing`` is the run's ``cpu_share`` (a catalog entry the
+    nodes take as an input, filled by the run's hooks).
     """
     if setting == "auto":
-        return max(1, available_cpus() // max(1, tasks_at_once() if sharing is None else sharing))
+        return max(1, available_cpus() // max(1, sharing))
     return int(setting)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from digit_recognizer.runstore import RunRecord
+from digit_recognizer.runstore.record import flatten
 
 # A score counts as dropped when it fell by more than one digit's worth of the set it was measured
 # on; the leaderboard rows keep four decimals, so "more than one digit" is read as 1.5 digits.
@@ -70,16 +71,6 @@ def previous_run(records: Iterable[RunRecord], record: RunRecord) -> RunRecord |
         if earlier.run_id < record.run_id and sorted(earlier.pipelines) == sorted(record.pipelines):
             return earlier
     return None
-
-
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"cnn": {"augment": {"max_shift": 0.1}}}`` → ``{"cnn.augment.max_shift": 0.1}``."""
-    if isinstance(value, Mapping) and value:
-        flat: dict[str, Any] = {}
-        for key, inner in value.items():
-            flat.update(flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
-        return flat
-    return {prefix: value}
 
 
 def compare(current: RunRecord, previous: RunRecord | None, rows: Mapping[str, Mapping[str, int]]) -> Comparison:

@@ -6,7 +6,7 @@ import base64
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -14,23 +14,17 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from digit_recognizer.report.compare import compare, flatten, previous_run
-from digit_recognizer.runstore import RunRecord, RunStore, locations
-from digit_recognizer.runstore.files import atomic_write
+from digit_recognizer.report.compare import compare, previous_run
+from digit_recognizer.runstore import RunRecord, locations
+from digit_recognizer.runstore.record import flatten
 
-REPORT_DATASET = "run_report"  # the catalog entry; the same file for a `kedro run` and a scheduler's close step
-REPORT_FOLDER = Path("data/08_reporting/report.html")
+REPORT_DATASET = "run_report"  # the catalog entry that says where every page goes
 PLOTS = {  # catalog plot dataset (after the namespace) → what the page calls it
     "training_curves_plot": "Training curves",
     "confusion_matrix_plot": "Confusion matrix (validation)",
     "misclassified_digits_plot": "The most confidently wrong validation digits",
     "lr_finder_plot": "Learning-rate finder",
 }
-
-
-def report_file(run_id: str) -> Path:
-    """The page of run ``run_id``, relative to the project folder (a versioned dataset's file)."""
-    return REPORT_FOLDER / run_id / "report.html"
 
 
 @dataclass
@@ -57,8 +51,17 @@ class Section:
         ]
 
 
-def render_report(record: RunRecord, project: Path, earlier: Iterable[RunRecord] = ()) -> str:
-    """The run's page as one HTML document; ``earlier``: complete runs, newest first, to compare with."""
+def render_report(
+    record: RunRecord,
+    project: Path,
+    earlier: Iterable[RunRecord] = (),
+    defaults: Mapping[str, dict[str, Any] | None] | None = None,
+) -> str:
+    """The run's page as one HTML document.
+
+    ``earlier``: complete runs, newest first, to compare with; ``defaults``: each parameter
+    block's defaults (``config.parameter_defaults``), to show what the run changed.
+    """
     project = Path(project)
     sections = [_section(record, project, key) for key in _by_score(record)]
     rows = {
@@ -75,7 +78,7 @@ def render_report(record: RunRecord, project: Path, earlier: Iterable[RunRecord]
         sections=sections,
         comparison=comparison,
         previous=previous,
-        changed_parameters=changed_from_defaults(_used(record)),
+        changed_parameters=changed_from_defaults(_used(record), defaults or {}),
         slowest=sorted(record.timings.get("nodes", []), key=lambda n: -n["seconds"])[:5],
         sample_digits=_image(project, record.outputs.get("sample_digits")),
         leaderboard_plot=_image(project, record.outputs.get("leaderboard_plot")),
@@ -85,24 +88,18 @@ def render_report(record: RunRecord, project: Path, earlier: Iterable[RunRecord]
     )
 
 
-def changed_from_defaults(parameters: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """(key, value, default) for every parameter that differs from its default in config.py.
+def changed_from_defaults(
+    parameters: dict[str, Any], defaults: Mapping[str, dict[str, Any] | None]
+) -> list[tuple[str, Any, Any]]:
+    """(key, value, default) for every parameter that differs from its block's default.
 
-    A block without defaults (the ensemble's members) is listed as it is, with no default.
+    ``defaults``: each block's defaults (``config.parameter_defaults``); a block without any (the
+    ensemble's members) is listed as it is, with no default.
     """
-    from digit_recognizer.config import BLOCKS, TrainingConfig  # here: it imports the model registry
-
     changed = []
     for name, block in parameters.items():
-        defaults: dict[str, Any] | None = None
-        if isinstance(block, dict) and "architecture" in block:
-            defaults = TrainingConfig.model_validate({"architecture": block["architecture"]}).model_dump()
-        elif name in BLOCKS:
-            try:
-                defaults = BLOCKS[name]().model_dump()
-            except ValueError:  # a block that has no defaults
-                defaults = None
-        flat, flat_defaults = flatten(block, name), flatten(defaults, name) if defaults is not None else {}
+        block_defaults = defaults.get(name)
+        flat, flat_defaults = flatten(block, name), flatten(block_defaults, name) if block_defaults is not None else {}
         for key, value in flat.items():
             if key not in flat_defaults or flat_defaults[key] != value:
                 changed.append((key, value, flat_defaults.get(key)))
@@ -141,7 +138,7 @@ def _by_score(record: RunRecord) -> list[str]:
 
 def _section(record: RunRecord, project: Path, key: str) -> Section:
     outputs = record.outputs
-    section = Section(key=key, row=record.metrics[key], submission=outputs.get(f"{key}.submission"))
+    section = Section(key=key, row=record.metrics[key], submission=record.submissions.get(key))
     section.history = _json(project, outputs.get(record.histories.get(key, "")))
     section.validation = _json(project, outputs.get(f"{key}.validation_metrics"))
     for dataset, title in PLOTS.items():
@@ -166,24 +163,3 @@ def _image(project: Path, stored: str | None) -> str | None:
         return None
     data = locations.read_bytes(locations.resolve(project, stored))
     return None if data is None else "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-
-
-def write_report(store: RunStore, record: RunRecord, journal: Callable[[Path], None]) -> dict[str, str]:
-    """Writes the page of ``record`` at its versioned place, whole or not at all; returns it as an output.
-
-    ``journal`` is told the version folder before anything is written into it, so a run that
-    fails later deletes the page with the rest of what it wrote. For :meth:`RunStore.close_run`
-    and :meth:`RunStore.add_outputs`.
-    """
-    html = render_report(record, store.project, store.complete())
-    if store.data_root and locations.is_url(store.data_root):  # the runs and their outputs are in a bucket
-        url = f"{store.data_root.rstrip('/')}/{report_file(record.run_id).relative_to(REPORT_FOLDER.parts[0])}"
-        journal(locations.parent(url))
-        locations.write_bytes(url, html.encode("utf-8"), "the run report")
-        return {REPORT_DATASET: url}
-    relative = report_file(record.run_id)
-    final = store.project / relative
-    journal(final.parent)
-    with atomic_write(final, "the run report") as temporary:
-        temporary.write_text(html, encoding="utf-8")
-    return {REPORT_DATASET: str(relative)}

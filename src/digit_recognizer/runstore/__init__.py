@@ -2,12 +2,14 @@
 
 A library of its own (no Kedro import): :mod:`.files` writes atomically and locks,
 :mod:`.store` knows the runs under one folder, :mod:`.live` is this process's run,
-:mod:`.retention` prunes whole runs, :mod:`.cli` is ``python -m digit_recognizer.runs``.
+:mod:`.retention` prunes whole runs, :mod:`.settings` says how to reach the store. The
+commands that show and prune runs (``kedro runs``) live above, with the page they compose.
 """
 
 from digit_recognizer.runstore.files import WriteError, atomic_write, iso_time, os_reason
 from digit_recognizer.runstore.live import LiveRun, RunPart
 from digit_recognizer.runstore.record import RunRecord
+from digit_recognizer.runstore.settings import RunStoreSettings, SettingsError
 from digit_recognizer.runstore.store import (
     DEFAULT_ROOT,
     JOIN_VARIABLE,
@@ -34,6 +36,8 @@ __all__ = [
     "describe_open",
     "iso_time",
     "RunRecord",
+    "RunStoreSettings",
+    "SettingsError",
     "RunState",
     "os_reason",
     "part_name",

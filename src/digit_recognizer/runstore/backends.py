@@ -31,9 +31,7 @@ from pathlib import Path
 from digit_recognizer.errors import UserError
 from digit_recognizer.runstore import locations
 from digit_recognizer.runstore.files import atomic_write, try_lock
-
-LEASE_TTL_VARIABLE = "DIGIT_RECOGNIZER_LEASE_TTL"  # seconds a lease lives unrenewed (object stores; default 30)
-CLOCK_SKEW_VARIABLE = "DIGIT_RECOGNIZER_CLOCK_SKEW"  # how far apart the hosts' clocks may be (default 10 s)
+from digit_recognizer.runstore.settings import RunStoreSettings
 
 
 class Claim(ABC):
@@ -209,18 +207,18 @@ _VERIFIED: set[str] = set()  # object-store roots that honour conditional writes
 class ObjectBackend(Backend):
     """The runs under a URL of an object store (``s3://bucket/prefix/runs``): claims are leases.
 
-    ``ttl``: seconds a lease lives without renewal (``$DIGIT_RECOGNIZER_LEASE_TTL``, 30 by
-    default; a killed process's run is found dead that long after its last renewal, plus
-    ``skew``); ``skew``: how far apart the clocks of the hosts may be (10 s by default).
+    The settings say how long a lease lives without renewal (``lease_ttl``: a killed process's
+    run is found dead that long after its last renewal, plus ``clock_skew``, how far apart the
+    clocks of the hosts may be) and how long a request may wait.
     """
 
-    def __init__(self, url: str, ttl: float | None = None, skew: float | None = None, **storage_options) -> None:
-        from digit_recognizer.runstore.objects import DEFAULT_SKEW, DEFAULT_TTL, Objects
+    def __init__(self, url: str, settings: RunStoreSettings | None = None) -> None:
+        from digit_recognizer.runstore.objects import Objects
 
+        settings = settings or RunStoreSettings.build()
         self.root = url.rstrip("/")
-        self.objects = Objects(self.root, **storage_options)
-        self.ttl = ttl if ttl is not None else float(os.environ.get(LEASE_TTL_VARIABLE) or DEFAULT_TTL)
-        self.skew = skew if skew is not None else float(os.environ.get(CLOCK_SKEW_VARIABLE) or DEFAULT_SKEW)
+        self.objects = Objects(self.root, **settings.options_for(self.root))
+        self.ttl, self.skew = settings.lease_ttl, settings.clock_skew
         self.grace = self.ttl + self.skew + 1.0
         self._journals: dict[str, bytes] = {}  # the journals this backend wrote, as it wrote them
         self._appending = threading.Lock()
@@ -359,6 +357,6 @@ class ObjectBackend(Backend):
         return _LeaseClaim(lease)
 
 
-def backend_for(root: locations.Location) -> Backend:
+def backend_for(root: locations.Location, settings: RunStoreSettings | None = None) -> Backend:
     """The backend for a run store's root: a URL is an object store, anything else a local folder."""
-    return ObjectBackend(str(root)) if locations.is_url(root) else LocalBackend(Path(root))
+    return ObjectBackend(str(root), settings) if locations.is_url(root) else LocalBackend(Path(root))

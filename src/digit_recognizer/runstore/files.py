@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 
 class WriteError(OSError):
@@ -97,13 +95,6 @@ def try_lock(path: Path) -> int | None:
         os.close(fd)
         return None
     return fd
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def iso_time(seconds: float) -> str:

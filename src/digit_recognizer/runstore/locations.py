@@ -27,6 +27,16 @@ def resolve(project: Path, stored: str | Path) -> Location:
     return str(stored) if is_url(stored) else project / str(stored).removeprefix("file://")
 
 
+def relative(project: Path, location: Location) -> str:
+    """A location as a record keeps it: a URL whole, a path under ``project`` relative to it, any other path whole."""
+    if isinstance(location, str) and is_url(location):
+        return location
+    try:
+        return str(Path(location).relative_to(project))
+    except ValueError:
+        return str(location)
+
+
 def parent(location: Location) -> Location:
     return str(location).rstrip("/").rsplit("/", 1)[0] if is_url(location) else Path(location).parent
 
@@ -64,14 +74,21 @@ def filesystem_class(url: str):
         raise _missing(url, exc) from exc
 
 
-def _fs(url: str):
-    return filesystem(url)
+def use_default_options(url: str, options: dict) -> None:
+    """Makes ``options`` the defaults of ``url``'s filesystem in this process (explicit arguments still win)."""
+    import fsspec.config
+
+    implementation = filesystem_class(url)
+    protocol = url.split("://", 1)[0]
+    protocols = implementation.protocol if isinstance(implementation.protocol, (list, tuple)) else [protocol]
+    for name in protocols:
+        fsspec.config.conf.setdefault(name, {}).update(options)
 
 
 def exists(location: Location) -> bool:
     if not is_url(location):
         return Path(location).exists()
-    fs, path = _fs(str(location))
+    fs, path = filesystem(str(location))
     fs.invalidate_cache()
     return fs.exists(path)
 
@@ -81,7 +98,7 @@ def remove(location: Location) -> None:
     if not is_url(location):
         remove_path(Path(location))
         return
-    fs, path = _fs(str(location))
+    fs, path = filesystem(str(location))
     try:
         fs.rm(path, recursive=True)
     except FileNotFoundError:
@@ -92,7 +109,7 @@ def remove(location: Location) -> None:
 def size(location: Location) -> int:
     if not is_url(location):
         return path_size(Path(location))
-    fs, path = _fs(str(location))
+    fs, path = filesystem(str(location))
     try:
         return int(fs.du(path))
     except FileNotFoundError:
@@ -103,7 +120,7 @@ def read_bytes(location: Location) -> bytes | None:
     """A file's bytes, or None when it is not there."""
     if not is_url(location):
         return Path(location).read_bytes() if Path(location).is_file() else None
-    fs, path = _fs(str(location))
+    fs, path = filesystem(str(location))
     try:
         return fs.cat_file(path)
     except FileNotFoundError:
@@ -118,7 +135,7 @@ def write_bytes(location: Location, data: bytes, what: str) -> None:
         with atomic_write(Path(location), what) as temporary:
             temporary.write_bytes(data)
         return
-    fs, path = _fs(str(location))
+    fs, path = filesystem(str(location))
     try:
         fs.pipe_file(path, data)
     except Exception as exc:

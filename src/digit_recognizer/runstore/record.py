@@ -3,7 +3,7 @@
 A complete run's last write is its record, ``<runs>/<run id>/run.json``. Every reader (the runs
 command, retention, MLflow, the notebook, the Airflow close step) goes through
 :class:`RunRecord`, so a field has one name and one meaning. Which datasets count as metrics,
-inputs or training histories is declared in the catalog (``metadata: {digit_recognizer:
+inputs, submissions or training histories is declared in the catalog (``metadata: {digit_recognizer:
 {record: metrics}}``), never guessed from a dataset's name.
 """
 
@@ -11,11 +11,25 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from digit_recognizer.runstore.files import atomic_write, iso_time, read_json
+from digit_recognizer.runstore.files import atomic_write, iso_time
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested parameters as dotted keys: ``{"cnn": {"augment": {"max_shift": 0.1}}}`` → ``{"cnn.augment.max_shift": 0.1}``.
+
+    An empty block stays a value of its own (``{"cnn.model": {}}``), so that every key is kept.
+    """
+    if isinstance(value, Mapping) and value:
+        flat: dict[str, Any] = {}
+        for key, inner in value.items():
+            flat.update(flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value}
 
 
 @dataclass
@@ -37,6 +51,7 @@ class RunRecord:
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> path, bytes, sha256
     reads: dict[str, str] = field(default_factory=dict)  # dataset -> the run whose version it read
     outputs: dict[str, str] = field(default_factory=dict)  # dataset -> file, relative to the project
+    submissions: dict[str, str] = field(default_factory=dict)  # key (a namespace) -> its submission's file
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> leaderboard row
     histories: dict[str, str] = field(default_factory=dict)  # key -> training history dataset
     timings: dict[str, Any] = field(default_factory=dict)  # peak_rss_mb, nodes: [{node, seconds, peak_rss_mb}]
@@ -47,12 +62,14 @@ class RunRecord:
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
         """A record from its JSON form; keys this version does not know are ignored."""
         known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
-
-    @classmethod
-    def read(cls, path: Path) -> RunRecord | None:
-        data = read_json(path)
-        return None if data is None else cls.from_dict(data)
+        record = cls(**{key: value for key, value in data.items() if key in known})
+        if "submissions" not in data:  # a record from before the catalog declared submissions
+            record.submissions = {
+                name.removesuffix(".submission"): path
+                for name, path in record.outputs.items()
+                if name.endswith(".submission")
+            }
+        return record
 
     @classmethod
     def from_bytes(cls, data: bytes | None) -> RunRecord | None:
@@ -74,14 +91,6 @@ class RunRecord:
         with atomic_write(path, what) as temporary:
             temporary.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
 
-    def submissions(self) -> dict[str, str]:
-        """Each submission's file, by the namespace that made it."""
-        return {
-            name.removesuffix(".submission"): path
-            for name, path in self.outputs.items()
-            if name.endswith(".submission")
-        }
-
     def score(self, key: str) -> float | None:
         """A metrics row's test score where there is one, else its validation accuracy."""
         row = self.metrics.get(key, {})
@@ -100,7 +109,7 @@ class RunRecord:
                 f"{'-' if test is None else f'{test:.4f}':>8}"
                 f"{row.get('parameters', 0):>12,}{row.get('training_seconds', 0.0):>9.1f}s"
             )
-        lines += [f"  submission {key}: {path}" for key, path in self.submissions().items()]
+        lines += [f"  submission {key}: {path}" for key, path in self.submissions.items()]
         return lines
 
     @classmethod
@@ -130,6 +139,7 @@ class RunRecord:
                 "inputs": union("inputs"),
                 "reads": {name: version for name, version in union("reads").items() if version != run_id},
                 "outputs": dict(sorted(union("outputs").items())),
+                "submissions": dict(sorted(union("submissions").items())),
                 "metrics": union("metrics"),
                 "histories": union("histories"),
                 "timings": {

@@ -42,29 +42,30 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from digit_recognizer.errors import UserError
 from digit_recognizer.runstore import locations
 from digit_recognizer.runstore.backends import Backend, backend_for
 from digit_recognizer.runstore.files import iso_time
-from digit_recognizer.runstore.project import configured_data_root, data_root_credentials, use_credentials
 from digit_recognizer.runstore.record import RunRecord
+from digit_recognizer.runstore.settings import RUNS_DIR_VARIABLE, RunStoreSettings
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RECORD, LOCK, JOURNAL, PINNED = "run.json", "lock", "journal", "pinned"
 OPEN, PARTS, ABORTING, DELETING = "open.json", "parts", ".aborting", ".deleting"
 READS = "reads.json"
 DEFAULT_ROOT = Path("data") / "runs"
-ROOT_VARIABLE = "DIGIT_RECOGNIZER_RUNS_DIR"  # set: the runs live there (a folder, or a URL) instead of <data root>/runs
+ROOT_VARIABLE = RUNS_DIR_VARIABLE
 JOIN_VARIABLE = "DIGIT_RECOGNIZER_RUN_ID"  # set: this process is a part of that open run
 
 
@@ -106,31 +107,31 @@ class RunStore:
     with ``flock``, an object store (``s3://bucket/prefix/runs``) with leases.
     """
 
-    def __init__(self, root: locations.Location, project: Path | None = None) -> None:
-        self.backend: Backend = backend_for(root)
+    def __init__(
+        self, root: locations.Location, project: Path | None = None, settings: RunStoreSettings | None = None
+    ) -> None:
+        self.settings = settings or RunStoreSettings.build(project)
+        self.backend: Backend = backend_for(root, self.settings)
         self.root = self.backend.root
-        self.project = Path(project) if project is not None else Path.cwd()
-        self.data_root: str | None = None  # the data root the runs live under, when :meth:`at` found them there
+        self.project = Path(project) if project is not None else self.settings.project
 
     @classmethod
-    def at(cls, project: Path | str | None = None, data_root: str | None = None, env: str | None = None) -> RunStore:
-        """The project's run store: the one place that says where runs live.
+    def from_settings(cls, settings: RunStoreSettings) -> RunStore:
+        """The run store the settings say: ``<data_root>/runs``, or the operator's ``runs_dir``."""
+        return cls(settings.runs_root, settings.project, settings)
 
-        ``$DIGIT_RECOGNIZER_RUNS_DIR`` when set (a URL, or a folder relative to the project),
-        else ``<data root>/runs``: the data root given, else the project's configured one
-        (:func:`configured_data_root`: ``data``, or ``s3://bucket/prefix``), so that the runs
-        live beside the outputs they record, on the disk or in the bucket.
+    @classmethod
+    def at(cls, project: Path | str | None = None, data_root: str | None = None) -> RunStore:
+        """The run store under ``data_root`` (default ``data``) of ``project``, with the default settings.
+
+        A Kedro project's own settings (``conf/<env>/runstore.yml``, its globals and credentials)
+        come from :func:`digit_recognizer.framework.store_settings.store_settings`.
         """
-        project = Path(project) if project is not None else Path.cwd()
-        given, root = os.environ.get(ROOT_VARIABLE), None
-        if not given:
-            root = data_root or configured_data_root(project, env)
-            given = f"{str(root).rstrip('/')}/runs" if root else str(DEFAULT_ROOT)
-        if locations.is_url(given):
-            use_credentials(given, data_root_credentials(project, env))
-        store = cls(given if locations.is_url(given) else project / given, project)
-        store.data_root = str(root) if root else None
-        return store
+        return cls.from_settings(RunStoreSettings.build(project, data_root))
+
+    @property
+    def data_root(self) -> str:
+        return self.settings.data_root
 
     def where(self, run_id: str, name: str = "") -> locations.Location:
         """A run's folder, or a file in it (for messages)."""
@@ -425,6 +426,26 @@ def describe_open(store: RunStore, info: dict[str, Any]) -> str:
     )
     since = iso_time(info["opened_at"])[:19] if "opened_at" in info else "?"
     return f"open since {since}, {len(store.parts(info['run_id']))} parts done{by if scheduler else ''}"
+
+
+def new_run_id() -> str:
+    """A run id: the time to the millisecond, as Kedro writes a version (``2026-11-27T02.30.04.512Z``)."""
+    return datetime.now(tz=timezone.utc).strftime("%Y-%m-%dT%H.%M.%S.%f")[:-3] + "Z"
+
+
+def with_new_id(start: Callable[[str], T], first: str | None = None) -> tuple[str, T]:
+    """``start(run_id)`` with ``first``, else a new id, and again with the next one while another run has taken it.
+
+    Two runs that start in the same millisecond get the same id; ``start`` raises
+    FileExistsError for the one that comes second, which then takes the next millisecond.
+    """
+    run_id = first or new_run_id()
+    while True:
+        try:
+            return run_id, start(run_id)
+        except FileExistsError:
+            time.sleep(0.002)
+            run_id = new_run_id()
 
 
 def part_name(nodes: Iterable[str]) -> str:

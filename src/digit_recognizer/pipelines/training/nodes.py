@@ -34,16 +34,9 @@ from digit_recognizer.pipelines.data_processing.nodes import PIXEL_COLUMNS, RawD
 logger = logging.getLogger(__name__)
 
 
-THREADED_NODES = frozenset(
-    {"find_learning_rate", "train_model", "fit_model", "refit_on_all_rows", "evaluate_model", "predict_test"}
-)
-"""The nodes (by name within a namespace) whose torch work runs with ``threads``: what a scheduler's
-tasks divide the CPUs for (see ``integrations.scheduled.tasks_at_once``)."""
-
-
-def _threads(config: TrainingConfig) -> AbstractContextManager[None]:
-    """torch's threads for this node: ``threads`` (``auto``: the CPUs this process may run on)."""
-    return torch_threads(resolve_threads(config.threads))
+def _threads(config: TrainingConfig, cpu_share: int) -> AbstractContextManager[None]:
+    """torch's threads for this node: ``threads`` (``auto``: the CPUs this process may run on, over ``cpu_share``)."""
+    return torch_threads(resolve_threads(config.threads, cpu_share))
 
 
 def _fresh_model(config: TrainingConfig) -> nn.Module:
@@ -70,10 +63,10 @@ def _sweep(config: TrainingConfig, train: tuple[torch.Tensor, ...], device: torc
     return result.to_dict()
 
 
-def find_learning_rate(train_set: TensorDataset, config: TrainingConfig) -> dict[str, Any]:
+def find_learning_rate(train_set: TensorDataset, config: TrainingConfig, cpu_share: int = 1) -> dict[str, Any]:
     """Sweeps the learning rate exponentially on a throw-away model and suggests one."""
     device = resolve_device(config.device)
-    with _threads(config):
+    with _threads(config, cpu_share):
         return _sweep(config, _on(device, train_set), device)
 
 
@@ -153,9 +146,10 @@ def train_model(
     validation_set: TensorDataset,
     normalisation_stats: dict[str, Any],
     config: TrainingConfig,
+    cpu_share: int = 1,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Trains a fresh model on the train split, validating every epoch; it carries its preprocessing."""
-    with _threads(config):
+    with _threads(config, cpu_share):
         return _train(config, train_set.tensors, validation_set.tensors, normalisation_stats)
 
 
@@ -165,6 +159,7 @@ def refit_on_all_rows(
     validation_set: TensorDataset,
     normalisation_stats: dict[str, Any],
     config: TrainingConfig,
+    cpu_share: int = 1,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """The model to submit: with ``refit_full``, a fresh one trained on every labelled row; else the split model."""
     if not config.refit_full:
@@ -172,17 +167,17 @@ def refit_on_all_rows(
     images = torch.cat([train_set.tensors[0], validation_set.tensors[0]])
     labels = torch.cat([train_set.tensors[1], validation_set.tensors[1]])
     logger.info("%s: refitting on all %d labelled rows, same settings", config.architecture, len(labels))
-    with _threads(config):
+    with _threads(config, cpu_share):
         model, history = _train(config, (images, labels), None, normalisation_stats)
     return model, {"refit_full": True, **history}
 
 
 def evaluate_model(
-    split_model: nn.Module, validation_set: TensorDataset, config: TrainingConfig
+    split_model: nn.Module, validation_set: TensorDataset, config: TrainingConfig, cpu_share: int = 1
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Validation accuracy, loss, per-class accuracy, confusion matrix, and the class probabilities."""
     images, labels = validation_set.tensors
-    with _threads(config):
+    with _threads(config, cpu_share):
         loss, _ = evaluate(split_model, images, labels)
         probabilities = class_probabilities(split_model, images, config.test_time_shifts)
     metrics = classification_metrics(labels.numpy(), probabilities.numpy())
@@ -198,7 +193,9 @@ def evaluate_model(
     return metrics, probability_table(probabilities.numpy(), labels.numpy())
 
 
-def predict_test(model: nn.Module, validated_test: pd.DataFrame, config: TrainingConfig) -> pd.DataFrame:
+def predict_test(
+    model: nn.Module, validated_test: pd.DataFrame, config: TrainingConfig, cpu_share: int = 1
+) -> pd.DataFrame:
     """Class probabilities for every test image, in test.csv's row order, with the model's own preprocessing."""
     images = model.preprocessing.images(validated_test[PIXEL_COLUMNS].to_numpy())
     views = len(SHIFTS) if config.test_time_shifts else 1
@@ -209,7 +206,7 @@ def predict_test(model: nn.Module, validated_test: pd.DataFrame, config: Trainin
         f", {views} views each (test-time shifts)" if views > 1 else "",
     )
     start = time.perf_counter()
-    with _threads(config):
+    with _threads(config, cpu_share):
         probabilities = class_probabilities(model, images, config.test_time_shifts).numpy()
     logger.info("%s: predicted in %s", config.architecture, duration(time.perf_counter() - start))
     return probability_table(probabilities)

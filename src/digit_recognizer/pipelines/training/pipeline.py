@@ -29,19 +29,20 @@ SHARED_INPUTS = {
     "raw_sample_submission",
     "raw_solution",
     "run",
+    "cpu_share",  # among how many nodes at once `threads: auto` divides the CPUs (the run's hooks fill it)
 }
 
 
 def _fitting(learns: bool) -> list:
     train = node(
         train_model,
-        ["train_set", "validation_set", "normalisation_stats", "params:hyperparameters"],
+        ["train_set", "validation_set", "normalisation_stats", "params:hyperparameters", "cpu_share"],
         ["split_model", "training_history"],
         name="train_model" if learns else "fit_model",
     )
     refit = node(
         refit_on_all_rows,
-        ["split_model", "train_set", "validation_set", "normalisation_stats", "params:hyperparameters"],
+        ["split_model", "train_set", "validation_set", "normalisation_stats", "params:hyperparameters", "cpu_share"],
         ["model", "submission_training"],
         name="refit_on_all_rows",
     )
@@ -55,7 +56,7 @@ def _validation_and_submission() -> list:
     return [
         node(
             evaluate_model,
-            ["split_model", "validation_set", "params:hyperparameters"],
+            ["split_model", "validation_set", "params:hyperparameters", "cpu_share"],
             ["validation_metrics", "validation_probabilities"],
             name="evaluate_model",
         ),
@@ -71,7 +72,7 @@ def _validation_and_submission() -> list:
         *submission_nodes(
             node(
                 predict_test,
-                ["model", "validated_test", "params:hyperparameters"],
+                ["model", "validated_test", "params:hyperparameters", "cpu_share"],
                 "test_probabilities",
                 name="predict_test",
                 tags="predict",
@@ -125,12 +126,24 @@ def create_pipeline(namespace: str, architecture: str | None = None) -> Pipeline
     return _in_namespace(template, namespace, ["training"], outputs={name: f"{namespace}_{name}" for name in shared})
 
 
+def _lr_finder() -> list:
+    return [
+        node(
+            find_learning_rate,
+            ["train_set", "params:hyperparameters", "cpu_share"],
+            "lr_finder",
+            name="find_learning_rate",
+        ),
+        node(plot_lr_finder, ["lr_finder", "params:hyperparameters"], "lr_finder_plot", name="plot_lr_finder"),
+    ]
+
+
 def create_lr_finder_pipeline(architecture: str) -> Pipeline:
     """The learning-rate finder's sweep and plot for one architecture that learns (run only when asked for)."""
-    template = Pipeline(
-        [
-            node(find_learning_rate, ["train_set", "params:hyperparameters"], "lr_finder", name="find_learning_rate"),
-            node(plot_lr_finder, ["lr_finder", "params:hyperparameters"], "lr_finder_plot", name="plot_lr_finder"),
-        ]
-    )
-    return _in_namespace(template, architecture, ["lr_finder"])
+    return _in_namespace(Pipeline(_lr_finder()), architecture, ["lr_finder"])
+
+
+def threaded_nodes() -> frozenset[str]:
+    """The template's nodes that take ``cpu_share`` (they train or predict with torch), by name within a namespace."""
+    template = [*_fitting(True), *_fitting(False), *_validation_and_submission(), *_lr_finder()]
+    return frozenset(n.name for n in template if "cpu_share" in n.inputs)
