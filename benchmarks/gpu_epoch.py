@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from kaggle_sized import SAMPLE, shifted_copies  # noqa: E402
 
 from digit_recognizer.ml.models import build_model  # noqa: E402
-from digit_recognizer.ml.training import fit, predict, resolve_device  # noqa: E402
+from digit_recognizer.ml.training import FitSettings, fit, predict, resolve_device  # noqa: E402
 
 AUGMENT = {"max_rotation": 10.0, "max_shift": 0.1, "max_scale": 0.1}
 
@@ -52,17 +52,8 @@ def main() -> None:
             torch.manual_seed(0)
             model = build_model(architecture).to(where)
             start = time.perf_counter()
-            history = fit(
-                model,
-                tuple(data[:2]),
-                tuple(data[2:]),
-                epochs=args.epochs,
-                lr=lr,
-                weight_decay=1e-3,
-                augment=augment,
-                log=lambda _: None,
-                progress=False,
-            )
+            settings = FitSettings(epochs=args.epochs, lr=lr, weight_decay=1e-3, augment=augment, progress_bar=False)
+            history = fit(model, tuple(data[:2]), tuple(data[2:]), settings, log=lambda _: None)
             total = time.perf_counter() - start
             on_device = all(p.device.type == where.type for p in model.parameters())
             epochs = [h.time for h in history]

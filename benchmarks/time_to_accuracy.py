@@ -75,7 +75,7 @@ def train(precision: str, threads: int, rows: int, epochs: int, target: float) -
     import torch
 
     from digit_recognizer.ml.registry import build_model
-    from digit_recognizer.ml.training import fit
+    from digit_recognizer.ml.training import FitSettings, fit
 
     torch.set_num_threads(threads)
     config = cnn_block(epochs)
@@ -94,19 +94,8 @@ def train(precision: str, threads: int, rows: int, epochs: int, target: float) -
         model,
         train_set,
         valid_set,
-        epochs=config["epochs"],
-        lr=config["lr"],
-        batch_size=config["batch_size"],
-        optimizer=config["optimizer"],
-        momentum=config["momentum"],
-        weight_decay=config["weight_decay"],
-        label_smoothing=config["label_smoothing"],
-        schedule=config["schedule"],
-        seed=config["seed"],
-        augment=config["augment"],
+        FitSettings.from_block(config, precision=precision, progress_bar=False),
         log=lambda line: print(line, file=sys.stderr),
-        progress=False,
-        precision=precision,
         on_epoch=on_epoch,
     )
     return {

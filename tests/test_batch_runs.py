@@ -283,14 +283,14 @@ def test_two_runs_at_once_keep_their_own_outputs(project):
         outputs = {name: project / path for name, path in record.outputs.items()}
         assert {path.parent.name for path in outputs.values()} == {record.run_id}  # one version per run
         model = TorchModelDataset(filepath=str(outputs["centroid.model"])).load()
-        distances.add(model.options["distance"])
+        distances.add(model.config.options["distance"])
         predicted = model(test).argmax(1).numpy()
         submission = pd.read_csv(outputs["centroid.submission"])["Label"].to_numpy()
         assert (predicted == submission).all()  # each submission comes from its own run's model
         score = json.loads(outputs["centroid.test_score"].read_text())["accuracy"]
         assert score == pytest.approx((submission == solution).mean())
         assert record.metrics["centroid"]["test_score"] == pytest.approx(score, abs=1e-4)
-        assert record.parameters["centroid"]["model"]["distance"] == model.options["distance"]
+        assert record.parameters["centroid"]["model"]["distance"] == model.config.options["distance"]
     assert distances == {"euclidean", "cosine"}
 
 

@@ -15,7 +15,7 @@ from digit_recognizer.ml.models import Preprocessing, build_model
 def _model(architecture: str, **options) -> torch.nn.Module:
     """A model as training leaves it: with the preprocessing it was trained with."""
     model = build_model(architecture, **options)
-    model.preprocessing = Preprocessing(mean=0.13, std=0.31)
+    model.config = model.config.trained_with(Preprocessing(mean=0.13, std=0.31))
     return model
 
 
@@ -97,9 +97,9 @@ class TestTorchModelDataset:
         dataset = TorchModelDataset(filepath=str(tmp_path / "model.pt"))
         dataset.save(model)
         loaded = dataset.load()
-        assert type(loaded) is type(model) and loaded.options == model.options and not loaded.training
-        assert options.items() <= loaded.options.items()  # given options kept, the defaults filled in
-        assert loaded.preprocessing == Preprocessing(mean=0.13, std=0.31)
+        assert type(loaded) is type(model) and loaded.config.options == model.config.options and not loaded.training
+        assert options.items() <= loaded.config.options.items()  # given options kept, the defaults filled in
+        assert loaded.config.preprocessing == Preprocessing(mean=0.13, std=0.31)
         for (name, expected), (_, actual) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
             assert torch.equal(expected, actual), name
         images = torch.rand(3, 1, 28, 28)
@@ -117,8 +117,8 @@ class TestTorchModelDataset:
 
         versioned(save="2026-01-01T00.00.00.000Z").save(_model("linear"))
         versioned(save="2026-01-02T00.00.00.000Z").save(_model("mlp"))
-        assert versioned().load().architecture == "mlp"
-        assert versioned("2026-01-01T00.00.00.000Z", "2026-01-03T00.00.00.000Z").load().architecture == "linear"
+        assert versioned().load().config.architecture == "mlp"
+        assert versioned("2026-01-01T00.00.00.000Z", "2026-01-03T00.00.00.000Z").load().config.architecture == "linear"
 
     def test_truncated_file_gives_a_clear_error(self, tmp_path):
         path = tmp_path / "model.pt"

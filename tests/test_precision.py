@@ -6,7 +6,7 @@ import torch
 
 from digit_recognizer.ml.models import build_model
 from digit_recognizer.ml.precision import resolve_precision
-from digit_recognizer.ml.training import fit
+from digit_recognizer.ml.training import FitSettings, fit
 
 CPU = torch.device("cpu")
 
@@ -31,9 +31,8 @@ def test_a_bf16_training_keeps_float32_weights_and_learns(sample_files):
     labels = torch.tensor(frame["label"].to_numpy())
     torch.manual_seed(0)
     model = build_model("conv")
-    history = fit(
-        model, (images, labels), (images, labels), epochs=3, lr=0.1, batch_size=64, log=lambda _: None, precision="bf16"
-    )
+    settings = FitSettings(epochs=3, lr=0.1, batch_size=64, precision="bf16")
+    history = fit(model, (images, labels), (images, labels), settings, log=lambda _: None)
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert all(b.dtype in (torch.float32, torch.int64) for b in model.buffers())  # BatchNorm statistics
     assert history[-1].train_loss < history[0].train_loss and history[-1].accuracy > 0.5

@@ -7,7 +7,8 @@ from kedro.runner import SequentialRunner
 from torch import nn
 
 from digit_recognizer.config import ParameterError, TrainingConfig, check_parameters
-from digit_recognizer.ml.models import N_CLASSES, N_PIXELS
+from digit_recognizer.ml.model_config import N_PIXELS
+from digit_recognizer.ml.models import N_CLASSES
 from digit_recognizer.ml.registry import ARCHITECTURES, Options, build_model, register
 from digit_recognizer.pipeline_registry import register_pipelines
 
@@ -26,7 +27,6 @@ def toy():
     class ToyNet(nn.Sequential):
         def __init__(self, width: int = 8) -> None:
             super().__init__(nn.Flatten(), nn.Linear(N_PIXELS, width), nn.ReLU(), nn.Linear(width, N_CLASSES))
-            self.head = "classification"
 
     yield ToyNet
     del ARCHITECTURES["toy"]
@@ -34,7 +34,7 @@ def toy():
 
 def test_a_registered_architecture_gets_config_pipelines_and_a_leaderboard_row(toy, raw_frames):
     model = build_model("toy", width=4)
-    assert isinstance(model, toy) and model.options == {"width": 4} and model.architecture == "toy"
+    assert isinstance(model, toy) and model.config.options == {"width": 4} and model.config.architecture == "toy"
 
     block = {"architecture": "toy", "model": {"width": 3}, "epochs": 1, "progress_bar": False}
     assert TrainingConfig.model_validate(block).options() == ToyOptions(width=3)
@@ -55,7 +55,7 @@ def test_a_registered_architecture_gets_config_pipelines_and_a_leaderboard_row(t
     catalog = _catalog(raw_frames, parameters, keep=("toy.model",))
     outputs = SequentialRunner().run(pipelines["toy"], catalog)
     assert outputs["toy_summary"].load()["architecture"] == "toy"
-    assert catalog["toy.model"].load().options == {"width": 3}
+    assert catalog["toy.model"].load().config.options == {"width": 3}
 
 
 def test_an_unknown_architecture_is_named_with_the_registered_ones():

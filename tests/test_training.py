@@ -9,6 +9,7 @@ import torch
 from digit_recognizer.ml.models import build_model
 from digit_recognizer.ml.training import (
     EpochStats,
+    FitSettings,
     TrainingDivergedError,
     batch_indices,
     duration,
@@ -41,7 +42,7 @@ def test_fit_lowers_the_loss_and_logs_one_line_per_epoch(tiny_set, architecture)
     torch.manual_seed(0)
     model = build_model(architecture)
     lines = []
-    history = fit(model, tiny_set, tiny_set, epochs=3, lr=0.1, batch_size=64, seed=0, log=lines.append)
+    history = fit(model, tiny_set, tiny_set, FitSettings(epochs=3, lr=0.1, batch_size=64, seed=0), log=lines.append)
     assert len(history) == 3 and len(lines) == 4
     assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "time", "left"]
     assert [line.split()[0] for line in lines[1:]] == ["1/3", "2/3", "3/3"]
@@ -53,7 +54,7 @@ def test_fit_lowers_the_loss_and_logs_one_line_per_epoch(tiny_set, architecture)
 def test_regression_head_trains_on_digit_values(tiny_set):
     torch.manual_seed(0)
     model = build_model("mlp", head="regression")
-    history = fit(model, tiny_set, tiny_set, epochs=3, lr=0.01, batch_size=64, log=lambda _: None)
+    history = fit(model, tiny_set, tiny_set, FitSettings(epochs=3, lr=0.01, batch_size=64), log=lambda _: None)
     assert history[-1].train_loss < history[0].train_loss
     predictions = predict(model, tiny_set[0])
     assert predictions.dtype == torch.int64 and predictions.min() >= 0 and predictions.max() <= 9
@@ -63,7 +64,13 @@ def test_same_seed_same_model(tiny_set):
     def train():
         torch.manual_seed(3)
         model = build_model("conv")
-        fit(model, tiny_set, tiny_set, epochs=1, lr=0.1, batch_size=64, seed=3, augment={}, log=lambda _: None)
+        fit(
+            model,
+            tiny_set,
+            tiny_set,
+            FitSettings(epochs=1, lr=0.1, batch_size=64, seed=3, augment={}),
+            log=lambda _: None,
+        )
         return model
 
     first, second = train(), train()
@@ -83,10 +90,22 @@ def test_one_cycle_warms_up_then_anneals(tiny_set):
 
     torch.optim.SGD.step = recording_step
     try:
-        fit(model, tiny_set, tiny_set, epochs=4, lr=0.5, batch_size=64, schedule="one_cycle", log=lambda _: None)
+        fit(
+            model,
+            tiny_set,
+            tiny_set,
+            FitSettings(epochs=4, lr=0.5, batch_size=64, schedule="one_cycle"),
+            log=lambda _: None,
+        )
         one_cycle = list(rates)
         rates.clear()
-        fit(model, tiny_set, tiny_set, epochs=2, lr=0.5, batch_size=64, schedule="constant", log=lambda _: None)
+        fit(
+            model,
+            tiny_set,
+            tiny_set,
+            FitSettings(epochs=2, lr=0.5, batch_size=64, schedule="constant"),
+            log=lambda _: None,
+        )
     finally:
         torch.optim.SGD.step = original
     peak = max(range(len(one_cycle)), key=one_cycle.__getitem__)
@@ -97,18 +116,24 @@ def test_one_cycle_warms_up_then_anneals(tiny_set):
 
 def test_unknown_schedule(tiny_set):
     with pytest.raises(ValueError, match="schedule must be one of"):
-        fit(build_model("linear"), tiny_set, tiny_set, epochs=1, lr=0.1, schedule="cosine")
+        fit(build_model("linear"), tiny_set, tiny_set, FitSettings(epochs=1, lr=0.1, schedule="cosine"))
 
 
 def test_divergence_is_reported(tiny_set):
     model = build_model("linear", head="regression")
     with pytest.raises(TrainingDivergedError, match=r"training diverged in epoch \d+ .*lower the learning rate"):
-        fit(model, tiny_set, tiny_set, epochs=5, lr=50.0, batch_size=64, schedule="constant", log=lambda _: None)
+        fit(
+            model,
+            tiny_set,
+            tiny_set,
+            FitSettings(epochs=5, lr=50.0, batch_size=64, schedule="constant"),
+            log=lambda _: None,
+        )
 
 
 def test_lr_finder_sweeps_exponentially_and_stops_on_divergence(tiny_set):
     torch.manual_seed(0)
-    result = lr_find(build_model("mlp"), tiny_set, start_lr=1e-4, end_lr=1e4, num_steps=80, batch_size=64)
+    result = lr_find(build_model("mlp"), tiny_set, FitSettings(batch_size=64), start_lr=1e-4, end_lr=1e4, num_steps=80)
     ratios = [b / a for a, b in itertools.pairwise(result.rates)]
     assert ratios == pytest.approx([ratios[0]] * len(ratios))
     assert ratios[0] == pytest.approx((1e4 / 1e-4) ** (1 / 79))

@@ -93,7 +93,7 @@ def test_conv_pipeline_writes_a_scored_submission(raw_frames, parameters):
     assert summary["architecture"] == "conv" and summary["epochs"] == 1
     assert 0 <= summary["test_score"] <= 1
     model = catalog["conv.model"].load()
-    assert model.architecture == "conv" and model.preprocessing.scale == 255.0
+    assert model.config.architecture == "conv" and model.config.preprocessing.scale == 255.0
 
 
 def test_full_pipeline_builds_the_leaderboard(raw_frames, parameters):

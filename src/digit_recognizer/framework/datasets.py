@@ -193,9 +193,10 @@ MODEL_FORMAT_VERSION = 2  # 2: the preprocessing travels with the model
 class TorchModelDataset(AbstractDataset[Any, Any]):
     """A trained model: its architecture, options, preprocessing and weights in one file.
 
-    Loading rebuilds the model with :func:`digit_recognizer.ml.models.build_model`, loads the
-    weights and restores ``model.preprocessing`` (how raw pixels become its input), so a model
-    file is usable without knowing how it was made. Versions come from wrapping it in a
+    The file holds the model's :class:`~digit_recognizer.ml.model_config.ModelConfig` (its
+    architecture, options and preprocessing: how raw pixels become its input) beside the
+    weights; loading rebuilds the model from it with :func:`digit_recognizer.ml.models.build_model`,
+    so a model file is usable without knowing how it was made. Versions come from wrapping it in a
     :class:`~digit_recognizer.framework.run_dataset.RunDataset`:
 
     .. code-block:: yaml
@@ -219,7 +220,7 @@ class TorchModelDataset(AbstractDataset[Any, Any]):
     def load(self) -> Any:
         import torch
 
-        from digit_recognizer.ml.models import Preprocessing, build_model
+        from digit_recognizer.ml.models import ModelConfig, build_model
 
         path = self._filepath
         try:
@@ -241,9 +242,10 @@ class TorchModelDataset(AbstractDataset[Any, Any]):
             )
         architecture, options = payload["architecture"], payload["options"]
         try:
-            model = build_model(architecture, **options)
+            config = ModelConfig.from_dict(payload)
+            model = build_model(config.architecture, **config.options)
             model.load_state_dict(deepcopy(payload["state_dict"]))
-            model.preprocessing = Preprocessing(**payload["preprocessing"])
+            model.config = config
         except (ValueError, RuntimeError, KeyError, TypeError) as exc:
             raise InputFileError(
                 f"{path}: the weights do not fit architecture '{architecture}' with options {options}: {exc}"
@@ -253,21 +255,17 @@ class TorchModelDataset(AbstractDataset[Any, Any]):
     def save(self, data: Any) -> None:
         import torch
 
-        from digit_recognizer.ml.models import Preprocessing
-
         path = self._filepath
-        preprocessing = getattr(data, "preprocessing", None)
-        if not isinstance(preprocessing, Preprocessing):
+        config = getattr(data, "config", None)
+        if config is None or config.preprocessing is None:
             raise InputFileError(
-                f"{path}: the model has no preprocessing (model.preprocessing); without it "
+                f"{path}: the model has no preprocessing (model.config.preprocessing); without it "
                 "nobody could feed it images the way it was trained."
             )
         payload = {
             "format": MODEL_FORMAT,
             "format_version": MODEL_FORMAT_VERSION,
-            "architecture": data.architecture,
-            "options": dict(data.options),
-            "preprocessing": preprocessing.to_dict(),
+            **config.to_dict(),
             "state_dict": {k: v.detach().cpu() for k, v in data.state_dict().items()},
         }
         if not is_url(self._location):
@@ -284,12 +282,7 @@ class TorchModelDataset(AbstractDataset[Any, Any]):
         from digit_recognizer.ml.models import count_parameters
 
         model = self.load()
-        summary = {
-            "architecture": model.architecture,
-            "options": model.options,
-            "preprocessing": model.preprocessing.to_dict(),
-            "parameters": count_parameters(model),
-        }
+        summary = {**model.config.to_dict(), "parameters": count_parameters(model)}
         return JSONPreview(json.dumps(summary))
 
     def _exists(self) -> bool:

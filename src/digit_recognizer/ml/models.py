@@ -9,63 +9,22 @@ with ``head="regression"`` (the original notebook's framing, kept for comparison
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
 from typing import Annotated, Literal
 
-import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
+from digit_recognizer.ml.model_config import N_PIXELS, ModelConfig, Preprocessing
 from digit_recognizer.ml.registry import ARCHITECTURES, Options, build_model, register
 
-__all__ = ["ARCHITECTURES", "build_model", "count_parameters", "Preprocessing"]
+__all__ = ["ARCHITECTURES", "ModelConfig", "Preprocessing", "build_model", "count_parameters"]
 
-IMAGE_SIZE = 28
-N_PIXELS = IMAGE_SIZE * IMAGE_SIZE
 N_CLASSES = 10
 HEADS = ("classification", "regression")
 Head = Literal["classification", "regression"]
 PositiveInt = Annotated[int, Field(gt=0)]
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How raw 0..255 pixels become a model's input: ``(pixels / scale - mean) / std``.
-
-    Fitted on the training split, stored in the model file, and applied by whoever feeds the
-    model raw images, so a model is always used the way it was trained.
-    """
-
-    scale: float = 255.0
-    mean: float = 0.0
-    std: float = 1.0
-
-    @classmethod
-    def fit(cls, train_pixels: np.ndarray, standardise: bool) -> Preprocessing:
-        """Plain scaling to [0, 1]; with ``standardise``, also the training pixels' mean and std."""
-        if not standardise:
-            return cls()
-        mean = float(train_pixels.mean(dtype=np.float64)) / 255.0
-        std = float(train_pixels.std(dtype=np.float64)) / 255.0
-        return cls(mean=mean, std=std if std > 0 else 1.0)
-
-    def apply(self, pixels: np.ndarray) -> np.ndarray:
-        """float32 model input from uint8 pixel rows, in one copy and in-place arithmetic."""
-        scaled = np.ascontiguousarray(pixels).astype(np.float32)
-        scaled /= np.float32(self.scale)  # in place: far faster than a mixed uint8/float32 divide
-        if self.mean != 0.0 or self.std != 1.0:
-            scaled -= np.float32(self.mean)
-            scaled /= np.float32(self.std)
-        return scaled
-
-    def images(self, pixels: np.ndarray) -> torch.Tensor:
-        """N×1×28×28 float32 images from N rows of 784 raw pixels."""
-        return torch.from_numpy(self.apply(pixels)).reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
 
 
 def _outputs(head: str) -> int:
@@ -84,7 +43,6 @@ class LinearNet(nn.Sequential):
 
     def __init__(self, head: str = "classification") -> None:
         super().__init__(nn.Flatten(), nn.Linear(N_PIXELS, _outputs(head)))
-        self.head = head
 
 
 class MLPOptions(Options):
@@ -103,7 +61,6 @@ class MLP(nn.Sequential):
             nn.ReLU(),
             nn.Linear(hidden, _outputs(head)),
         )
-        self.head = head
 
 
 def _conv(ni: int, nf: int, batchnorm: bool, activation: bool) -> list[nn.Module]:
@@ -136,7 +93,6 @@ class ConvNet(nn.Sequential):
             last = i == len(pairs) - 1
             layers += _conv(ni, nf, batchnorm=batchnorm and not last, activation=not last)
         super().__init__(*layers, nn.Flatten())
-        self.head = "classification"
 
 
 def _conv_bn_relu(ni: int, nf: int) -> list[nn.Module]:
@@ -166,7 +122,6 @@ class VGGNet(nn.Sequential):
             channels = width
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, N_CLASSES)]
         super().__init__(*layers)
-        self.head = "classification"
         self.to(memory_format=torch.channels_last)  # about 30 % faster convolutions on a CPU
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -195,7 +150,6 @@ class NearestCentroid(nn.Module):
             raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
         self.distance = distance
         self.centroids = nn.Parameter(torch.zeros(N_CLASSES, N_PIXELS), requires_grad=False)
-        self.head = "classification"
 
     def _flatten(self, images: torch.Tensor) -> torch.Tensor:
         flat = images.reshape(len(images), -1)

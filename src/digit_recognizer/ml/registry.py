@@ -24,6 +24,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
+from digit_recognizer.ml.model_config import ModelConfig
+
 
 class Options(BaseModel):
     """An architecture's ``model`` options. Strict: no unknown keys, no '2.5' for an integer."""
@@ -98,6 +100,5 @@ def build_model(name: str, **options: Any) -> nn.Module:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ValueError(f"bad options {options} for architecture {name!r}: {problems}") from None
     model = entry.model(**checked)
-    model.architecture = name  # what a saved model needs to be rebuilt
-    model.options = dict(checked)
+    model.config = ModelConfig(name, dict(checked))  # what a saved model needs to be rebuilt
     return model

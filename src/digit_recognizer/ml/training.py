@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,6 +36,11 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def _regression(model: nn.Module) -> bool:
+    """The one rule for a model's head: its config says ``head: regression`` (one digit value), else 10 logits."""
+    return model.config.regression
+
+
 def loss_function(
     model: nn.Module,
     outputs: torch.Tensor,
@@ -43,16 +49,23 @@ def loss_function(
     label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Cross-entropy on logits (optionally label-smoothed), or MSE against the digit value for a regression head."""
-    if getattr(model, "head", "classification") == "regression":
+    if _regression(model):
         return F.mse_loss(outputs.squeeze(1), labels.to(outputs.dtype), reduction=reduction)
     return F.cross_entropy(outputs, labels, reduction=reduction, label_smoothing=label_smoothing)
 
 
 def to_labels(model: nn.Module, outputs: torch.Tensor) -> torch.Tensor:
     """Predicted digits: argmax of the logits, or the regression output rounded into 0..9."""
-    if getattr(model, "head", "classification") == "regression":
+    if _regression(model):
         return outputs.squeeze(1).round().clamp(0, 9).long()
     return outputs.argmax(dim=1)
+
+
+def to_probabilities(model: nn.Module, outputs: torch.Tensor) -> torch.Tensor:
+    """N×10 class probabilities: the softmax of the logits; a regression head's rounded digit counts as certain."""
+    if _regression(model):
+        return F.one_hot(to_labels(model, outputs), N_CLASSES).float()
+    return torch.softmax(outputs.float(), dim=1)
 
 
 def batch_indices(
@@ -132,14 +145,11 @@ def duration(seconds: float) -> str:
 OPTIMIZERS = ("sgd", "adamw")
 
 
-def make_optimizer(
-    model: nn.Module, lr: float, momentum: float, weight_decay: float, optimizer: str = "sgd"
-) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, settings: FitSettings) -> torch.optim.Optimizer:
     """SGD with momentum, or AdamW (``momentum`` is then its beta1)."""
-    if optimizer == "adamw":
+    lr, momentum, weight_decay = settings.lr, settings.momentum, settings.weight_decay
+    if settings.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=lr, betas=(momentum, 0.999), weight_decay=weight_decay)
-    if optimizer != "sgd":
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
@@ -192,114 +202,133 @@ def class_probabilities(
         batch = images[idx]
         total = torch.zeros(len(idx), N_CLASSES, device=images.device)
         for dy, dx in views:
-            outputs = model(shifted(batch, dy, dx))
-            if getattr(model, "head", "classification") == "regression":
-                total += F.one_hot(to_labels(model, outputs), N_CLASSES).float()
-            else:
-                total += torch.softmax(outputs.float(), dim=1)
+            total += to_probabilities(model, model(shifted(batch, dy, dx)))
         parts.append(total / len(views))
     return torch.cat(parts)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How a model is trained: one object, built from a parameter block with :meth:`from_block`.
+
+    ``schedule="one_cycle"`` warms the rate up to ``lr`` and anneals it (fastai's
+    ``fit_one_cycle``); ``"constant"`` keeps it fixed (fastai's ``fit``). ``precision="bf16"``
+    computes the forward pass and the loss under bfloat16 autocast; the weights and the
+    optimizer's state stay float32 (:mod:`digit_recognizer.ml.precision`). ``augment`` (the
+    keyword arguments of :func:`random_affine`) distorts every training batch at random.
+    ``progress_bar=None`` shows a progress bar only when the output is a terminal.
+    """
+
+    epochs: int = 10
+    lr: float = 0.1
+    batch_size: int = 256
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    schedule: str = "one_cycle"
+    seed: int = 0
+    augment: dict[str, float] | None = None
+    precision: str = "fp32"
+    progress_bar: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+
+    @classmethod
+    def from_block(cls, block: Mapping[str, Any], **given: Any) -> FitSettings:
+        """The settings a parameter block (a dict of it) names, ``given`` values winning (the lr found, say)."""
+        values = {**block, **given}
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
 
 def fit(
     model: nn.Module,
     train: tuple[torch.Tensor, torch.Tensor],
     valid: tuple[torch.Tensor, torch.Tensor] | None,
+    settings: FitSettings,
     *,
-    epochs: int,
-    lr: float,
-    batch_size: int = 256,
-    optimizer: str = "sgd",
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    label_smoothing: float = 0.0,
-    schedule: str = "one_cycle",
-    seed: int = 0,
-    augment: dict[str, float] | None = None,
     log: Callable[[str], None] = print,
-    progress: bool | None = None,
-    precision: str = "fp32",
     on_epoch: Callable[[EpochStats], bool | None] | None = None,
 ) -> list[EpochStats]:
     """Trains ``model`` on tensors already on its device; returns one record per epoch.
 
-    ``on_epoch`` is called with each epoch's record; when it returns True, training stops there
-    (the learning-rate schedule is not shortened: a benchmark's "time to an accuracy" uses it).
-
-    ``precision="bf16"`` computes the forward pass and the loss under bfloat16 autocast; the
-    weights and the optimizer's state stay float32 (see :mod:`digit_recognizer.ml.precision`).
-
     ``valid=None`` trains without a validation pass (a final refit on every labelled row); the
-    epoch records then have no validation loss or accuracy (NaN).
-
-    ``schedule="one_cycle"`` warms the rate up to ``lr`` and anneals it (fastai's
-    ``fit_one_cycle``); ``"constant"`` keeps it fixed (fastai's ``fit``). ``progress=None``
-    shows a progress bar only when the output is a terminal. ``augment`` (the keyword arguments
-    of :func:`random_affine`) distorts every training batch at random; ``None`` trains on the
-    images as they are.
+    epoch records then have no validation loss or accuracy (NaN). ``on_epoch`` is called with
+    each epoch's record; when it returns True, training stops there (the learning-rate schedule
+    is not shortened: a benchmark's "time to an accuracy" uses it).
     """
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    train_x, train_y = train
-    optimizer = make_optimizer(model, lr, momentum, weight_decay, optimizer)
-    steps_per_epoch = math.ceil(len(train_x) / batch_size)
-    scheduler = (
-        torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch)
-        if schedule == "one_cycle"
-        else None
-    )
-    generator = torch.Generator().manual_seed(seed)  # batch order: drawn on the CPU
-    augment_generator = torch.Generator(device=train_x.device).manual_seed(seed)
+    optimizer = make_optimizer(model, settings)
+    steps = math.ceil(len(train[0]) / settings.batch_size)
+    scheduler = None
+    if settings.schedule == "one_cycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=settings.lr, epochs=settings.epochs, steps_per_epoch=steps
+        )
+    order = torch.Generator().manual_seed(settings.seed)  # batch order: drawn on the CPU
+    distortions = torch.Generator(device=train[0].device).manual_seed(settings.seed)
     history: list[EpochStats] = []
     log(format_epoch())
-    training_started = time.perf_counter()
-    for epoch in range(epochs):
-        start = time.perf_counter()
-        model.train()
-        running = torch.zeros((), device=train_x.device)
-        batches = tqdm(
-            batch_indices(len(train_x), batch_size, generator, device=train_x.device),
-            total=steps_per_epoch,
-            leave=False,
-            disable=None if progress is None else not progress,
-            desc=f"epoch {epoch + 1}/{epochs}",
-        )
-        for idx in batches:
-            inputs = train_x[idx]
-            if augment is not None:
-                inputs = random_affine(inputs, augment_generator, **augment)
-            with autocast(precision, train_x.device):
-                loss = loss_function(model, model(inputs), train_y[idx], label_smoothing=label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            running += loss.detach() * len(idx)
-        train_loss = running.item() / len(train_x)
+    started = time.perf_counter()
+    for epoch in range(settings.epochs):
+        epoch_started = time.perf_counter()
+        train_loss = _train_epoch(model, train, optimizer, scheduler, settings, (order, distortions), epoch)
         if not math.isfinite(train_loss):
             raise TrainingDivergedError(
-                f"training diverged in epoch {epoch} (train loss {train_loss}) at lr={lr:g}; "
+                f"training diverged in epoch {epoch} (train loss {train_loss}) at lr={settings.lr:g}; "
                 "lower the learning rate (the learning-rate finder's plot shows where the loss blows up)"
             )
         valid_loss, accuracy = math.nan, math.nan
         if valid is not None:
             valid_loss, predictions = evaluate(model, *valid)
             accuracy = (predictions == valid[1]).float().mean().item()
-        stats = EpochStats(
-            epoch=epoch,
-            train_loss=train_loss,
-            valid_loss=valid_loss,
-            accuracy=accuracy,
-            time=time.perf_counter() - start,
-            lr=optimizer.param_groups[0]["lr"],  # the rate the epoch ended with
-        )
+        lr = optimizer.param_groups[0]["lr"]  # the rate the epoch ended with
+        stats = EpochStats(epoch, train_loss, valid_loss, accuracy, time.perf_counter() - epoch_started, lr)
         history.append(stats)
-        pace = (time.perf_counter() - training_started) / (epoch + 1)
-        log(format_epoch(stats, epochs, pace * (epochs - epoch - 1)))
+        pace = (time.perf_counter() - started) / (epoch + 1)
+        log(format_epoch(stats, settings.epochs, pace * (settings.epochs - epoch - 1)))
         if on_epoch is not None and on_epoch(stats):
             break
     return history
+
+
+def _train_epoch(
+    model: nn.Module,
+    train: tuple[torch.Tensor, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    settings: FitSettings,
+    generators: tuple[torch.Generator, torch.Generator],
+    epoch: int,
+) -> float:
+    """One pass over the shuffled training set; the mean training loss."""
+    images, labels = train
+    order, distortions = generators
+    model.train()
+    running = torch.zeros((), device=images.device)
+    batches = tqdm(
+        batch_indices(len(images), settings.batch_size, order, device=images.device),
+        total=math.ceil(len(images) / settings.batch_size),
+        leave=False,
+        disable=None if settings.progress_bar is None else not settings.progress_bar,
+        desc=f"epoch {epoch + 1}/{settings.epochs}",
+    )
+    for idx in batches:
+        inputs = images[idx]
+        if settings.augment is not None:
+            inputs = random_affine(inputs, distortions, **settings.augment)
+        with autocast(settings.precision, images.device):
+            loss = loss_function(model, model(inputs), labels[idx], label_smoothing=settings.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        running += loss.detach() * len(idx)
+    return running.item() / len(images)
 
 
 def _endless_batches(
@@ -323,33 +352,31 @@ class LRFinderResult:
 def lr_find(
     model: nn.Module,
     train: tuple[torch.Tensor, torch.Tensor],
+    settings: FitSettings = FitSettings(),
     *,
     start_lr: float = 1e-5,
     end_lr: float = 10.0,
     num_steps: int = 100,
-    batch_size: int = 256,
-    optimizer: str = "sgd",
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    seed: int = 0,
     smoothing: float = 0.98,
     divergence: float = 4.0,
 ) -> LRFinderResult:
     """Exponential learning-rate sweep (Smith's range test, as in fastai's ``lr_find``).
 
-    Trains ``model`` (a throw-away copy) for up to ``num_steps`` batches while the rate grows
-    from ``start_lr`` to ``end_lr``; stops once the smoothed loss exceeds ``divergence`` times
-    its minimum. Suggests a tenth of the rate at the minimum smoothed loss.
+    Trains ``model`` (a throw-away copy) with ``settings``' batch size, optimizer and seed for up
+    to ``num_steps`` batches while the rate grows from ``start_lr`` to ``end_lr``; stops once the
+    smoothed loss exceeds ``divergence`` times its minimum. Suggests a tenth of the rate at the
+    minimum smoothed loss.
     """
     train_x, train_y = train
-    optimizer = make_optimizer(model, start_lr, momentum, weight_decay, optimizer)
+    optimizer = make_optimizer(model, replace(settings, lr=start_lr))
     gamma = (end_lr / start_lr) ** (1 / max(num_steps - 1, 1))
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(settings.seed)
     rates: list[float] = []
     losses: list[float] = []
     average, best = 0.0, math.inf
     model.train()
-    for step, idx in enumerate(_endless_batches(len(train_x), batch_size, generator, train_x.device)):
+    batches = _endless_batches(len(train_x), settings.batch_size, generator, train_x.device)
+    for step, idx in enumerate(batches):
         lr = start_lr * gamma**step
         for group in optimizer.param_groups:
             group["lr"] = lr

@@ -81,8 +81,8 @@ def test_fit_centroid_and_summary(tensors):
     train_set, validation_set = tensors
     config = TrainingConfig(architecture="centroid", model={"distance": "euclidean"})
     model, history = train_model(train_set, validation_set, STATS, config)
-    assert model.options == {"distance": "euclidean"}
-    assert model.preprocessing == Preprocessing(mean=0.1, std=0.3)  # carried with the model
+    assert model.config.options == {"distance": "euclidean"}
+    assert model.config.preprocessing == Preprocessing(mean=0.1, std=0.3)  # carried with the model
     assert history["epochs"][0]["accuracy"] > 0.5 and history["rows"] == 200
     metrics, _ = evaluate_model(model, validation_set, config)
     submitted, training = refit_on_all_rows(model, train_set, validation_set, STATS, config)
@@ -103,7 +103,7 @@ def test_refit_trains_a_fresh_model_on_every_labelled_row(tensors):
     labels = torch.cat([train_set.tensors[1], validation_set.tensors[1]])
     expected = build_model("centroid").fit(images, labels)
     assert torch.allclose(model.centroids, expected.centroids)  # the mean of all 300 rows
-    assert model.preprocessing == split_model.preprocessing
+    assert model.config.preprocessing == split_model.config.preprocessing
 
 
 def test_refit_of_a_learned_model_uses_the_same_settings(tensors):
@@ -153,8 +153,8 @@ def test_train_model_takes_the_finders_rate_only_when_asked(tensors, use_lr_find
     model, history = train_model(train_set, validation_set, STATS, config)
     expected = find_learning_rate(train_set, config)["suggestion"] if use_lr_finder else 0.05
     assert history["lr"] == pytest.approx(expected) and history["epochs"][0]["lr"] == pytest.approx(expected)
-    assert model.architecture == "linear" and len(history["epochs"]) == 1
-    assert model.preprocessing == Preprocessing(mean=0.1, std=0.3)
+    assert model.config.architecture == "linear" and len(history["epochs"]) == 1
+    assert model.config.preprocessing == Preprocessing(mean=0.1, std=0.3)
 
 
 def test_predict_test_applies_the_models_own_preprocessing(tensors, raw_frames):
@@ -163,12 +163,14 @@ def test_predict_test_applies_the_models_own_preprocessing(tensors, raw_frames):
     train_set, _ = tensors
     test = raw_frames["test"].astype(np.uint8)
     model = build_model("centroid").fit(*train_set.tensors)
-    model.preprocessing = Preprocessing()
+    model.config = model.config.trained_with(Preprocessing())
     config = TrainingConfig(architecture="centroid")
     plain = predict_test(model, test, config)[PROBABILITY_COLUMNS].to_numpy().argmax(1)
     expected = model(torch.tensor(test.to_numpy() / 255, dtype=torch.float32).reshape(-1, 1, 28, 28)).argmax(1)
     assert (plain == expected.numpy()).all()
-    model.preprocessing = Preprocessing(mean=0.5, std=0.01)  # a model trained on other inputs sees them so
+    model.config = model.config.trained_with(
+        Preprocessing(mean=0.5, std=0.01)
+    )  # a model trained on other inputs sees them so
     assert (predict_test(model, test, config)[PROBABILITY_COLUMNS].to_numpy().argmax(1) != plain).any()
 
 

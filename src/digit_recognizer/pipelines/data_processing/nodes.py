@@ -14,7 +14,7 @@ from torch.utils.data import TensorDataset
 from digit_recognizer.config import NormalisationConfig, ParameterError, SplitConfig
 from digit_recognizer.errors import UserError
 from digit_recognizer.ml import plots
-from digit_recognizer.ml.models import IMAGE_SIZE, N_PIXELS, Preprocessing
+from digit_recognizer.ml.model_config import IMAGE_SIZE, N_PIXELS, Preprocessing
 
 PIXEL_COLUMNS = [f"pixel{i}" for i in range(N_PIXELS)]
 TRAIN_COLUMNS = ["label", *PIXEL_COLUMNS]

@@ -22,6 +22,7 @@ from digit_recognizer.ml.precision import resolve_precision
 from digit_recognizer.ml.threads import resolve_threads, torch_threads
 from digit_recognizer.ml.training import (
     SHIFTS,
+    FitSettings,
     class_probabilities,
     duration,
     evaluate,
@@ -49,16 +50,8 @@ def _on(device: torch.device, dataset: TensorDataset) -> tuple[torch.Tensor, ...
 
 
 def _sweep(config: TrainingConfig, train: tuple[torch.Tensor, ...], device: torch.device) -> dict[str, Any]:
-    result = lr_find(
-        _fresh_model(config).to(device),
-        train,
-        batch_size=config.batch_size,
-        optimizer=config.optimizer,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-        seed=config.seed,
-        **config.lr_finder.model_dump(),
-    )
+    settings = FitSettings.from_block(config.model_dump())
+    result = lr_find(_fresh_model(config).to(device), train, settings, **config.lr_finder.model_dump())
     logger.info("%s: the learning-rate finder suggests lr=%.3g", config.architecture, result.suggestion)
     return result.to_dict()
 
@@ -106,27 +99,14 @@ def _train(
             lr,
             config.schedule,
         )
-        history = fit(
-            model,
-            train,
-            None if valid is None else tuple(t.to(device) for t in valid),
-            epochs=config.epochs,
-            lr=lr,
-            batch_size=config.batch_size,
-            optimizer=config.optimizer,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-            label_smoothing=config.label_smoothing,
-            schedule=config.schedule,
-            seed=config.seed,
-            augment=config.augment.model_dump() if config.augment else None,
-            log=logger.info,
-            progress=config.progress_bar,
-            precision=precision,
-        )
+        settings = FitSettings.from_block(config.model_dump(), lr=lr, precision=precision)
+        on_device = None if valid is None else tuple(t.to(device) for t in valid)
+        history = fit(model, train, on_device, settings, log=logger.info)
         epochs = [vars(h) for h in history]
         model = model.cpu()
-    model.preprocessing = Preprocessing(**{k: normalisation_stats[k] for k in ("scale", "mean", "std")})
+    model.config = model.config.trained_with(
+        Preprocessing(**{k: normalisation_stats[k] for k in ("scale", "mean", "std")})
+    )
     history = {
         "architecture": config.architecture,
         "device": str(device),
@@ -184,7 +164,7 @@ def evaluate_model(
     logger.info("%s: validation accuracy %.4f, loss %.4f", config.architecture, metrics["accuracy"], loss)
     metrics = {
         "architecture": config.architecture,
-        "options": split_model.options,
+        "options": split_model.config.options,
         "parameters": count_parameters(split_model),
         "loss": loss,
         "test_time_shifts": config.test_time_shifts,
@@ -197,7 +177,7 @@ def predict_test(
     model: nn.Module, validated_test: pd.DataFrame, config: TrainingConfig, cpu_share: int = 1
 ) -> pd.DataFrame:
     """Class probabilities for every test image, in test.csv's row order, with the model's own preprocessing."""
-    images = model.preprocessing.images(validated_test[PIXEL_COLUMNS].to_numpy())
+    images = model.config.preprocessing.images(validated_test[PIXEL_COLUMNS].to_numpy())
     views = len(SHIFTS) if config.test_time_shifts else 1
     logger.info(
         "%s: predicting %s test digits%s",
@@ -266,7 +246,7 @@ def plot_misclassified(split_model: nn.Module, validation_set: TensorDataset, co
         labels[worst].numpy(),
         predicted[worst].numpy(),
         confidence[worst].numpy(),
-        split_model.architecture,
+        split_model.config.architecture,
     )
 
 
