@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from digit_recognizer.runstore import LiveRun, RunState, RunStore
-from digit_recognizer.runstore.store import ABORTING, DELETING, LOCK, RECORD
+from digit_recognizer.runstore.layout import ABORTING, DELETING, LOCK, RECORD
 
 from .conftest import run_record
 

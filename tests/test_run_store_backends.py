@@ -318,7 +318,6 @@ def test_a_store_that_ignores_conditional_writes_is_refused_before_a_run_is_clai
         pytest.skip("a local folder has flock and rename")
     from digit_recognizer.runstore import backends
 
-    monkeypatch.setattr(backends, "_VERIFIED", set())
     fs = where.store.backend.objects.fs
     put = fs.pipe_file
 

@@ -20,11 +20,11 @@ import sys
 from typing import Any
 
 import click
-from kedro.framework.cli.project import run as kedro_run
 from kedro.framework.project import pipelines
 
 from digit_recognizer.errors import RunInterrupted, UserError
 from digit_recognizer.framework.console import use_project_console
+from digit_recognizer.framework.kedro_compat import RUN_HELP, RUN_OPTIONS, kedro_run_command
 
 TRACEBACK_VARIABLE = "DIGIT_RECOGNIZER_TRACEBACK"
 logger = logging.getLogger("digit_recognizer")
@@ -42,18 +42,18 @@ def cli() -> None:
 @cli.command(
     name="run",
     params=[
-        *kedro_run.params,
+        *RUN_OPTIONS,
         click.Option(
             ["--traceback"], is_flag=True, help=f"Show the traceback of a user error too (or {TRACEBACK_VARIABLE}=1)."
         ),
     ],
-    help=kedro_run.help,
+    help=RUN_HELP,
 )
 def run(traceback: bool, **options: Any) -> dict[str, Any]:
     use_project_console()
     try:
         _check_pipeline_names([options.get("pipeline"), *(options.get("pipelines") or [])])
-        return kedro_run.callback(**options)
+        return kedro_run_command()(**options)
     except RunInterrupted as exc:
         sys.exit(128 + exc.signum)  # the hooks have rolled the run back and said so
     except Exception as exc:

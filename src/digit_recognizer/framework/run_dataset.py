@@ -38,6 +38,7 @@ from typing import Any
 from kedro.io.core import AbstractDataset, AbstractVersionedDataset, DatasetError, Version
 
 from digit_recognizer.errors import UserError
+from digit_recognizer.framework.kedro_compat import set_version
 from digit_recognizer.runstore.files import WriteError, atomic_write
 from digit_recognizer.runstore.locations import Location, is_url
 
@@ -92,8 +93,7 @@ class RunDataset(AbstractVersionedDataset[Any, Any]):
     def bind(self, name: str, load: str | None, save: str, journal: Callable[[Location], None] | None) -> None:
         """From now on: load ``load`` (None: the newest version folder), save ``save``, note each new folder in ``journal``."""
         self._name = name
-        self._version = Version(load, save)
-        self._clear_version_cache()
+        set_version(self, Version(load, save))
         self._journal = journal
 
     def _location(self, path: Any) -> Location:

@@ -24,7 +24,7 @@ from digit_recognizer.framework.kedro_compat import unwrap
 from digit_recognizer.framework.run_dataset import RunDataset
 from digit_recognizer.framework.versions import VersionPlan, plan_versions
 from digit_recognizer.runstore import LiveRun, RunPart, RunRecord, RunStateError, RunStore, locations, part_name
-from digit_recognizer.runstore.store import with_new_id
+from digit_recognizer.runstore.layout import with_new_id
 
 logger = logging.getLogger(__name__)
 

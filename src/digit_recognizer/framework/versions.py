@@ -44,8 +44,9 @@ def plan_versions(
     ``writes``: the datasets this run writes. ``pinned``: ``--load-versions``. ``latest``: the
     newest complete run that wrote a dataset, or None. ``earlier_parts``: for a part of an open
     run, each dataset the whole run writes, with the run's id where an earlier part wrote it
-    (None where no part has yet). ``pipelines_for``: a hint naming what would load a dataset
-    that the run itself writes (for the message when it is pinned).
+    (None where no part has yet). ``exists``: whether a dataset has a given version (to check
+    a pin); ``writers``: the complete runs that wrote a dataset, newest first (for the message
+    when a pinned version is absent).
     """
     loads: dict[str, str | None] = {}
     reads: dict[str, str] = {}
@@ -67,6 +68,20 @@ def plan_versions(
             loads[name] = reads[name] = version
         else:
             missing.append(name)
+    _refuse(run_id, pinned, refused, absent, not_yet, missing, writers)
+    return VersionPlan(save=run_id, loads=loads, reads=reads)
+
+
+def _refuse(
+    run_id: str,
+    pinned: Mapping[str, str],
+    refused: list[str],
+    absent: list[str],
+    not_yet: list[str],
+    missing: list[str],
+    writers: Callable[[str], list[str]] | None,
+) -> None:
+    """Raises the :class:`VersionPlanError` for the first kind of problem found, naming every dataset of that kind."""
     if refused:
         raise VersionPlanError(
             f"--load-versions names {', '.join(refused)}, which this run writes itself, so the version would "
@@ -94,4 +109,3 @@ def plan_versions(
             f"No complete run has written {', '.join(missing)} yet; run the pipeline that makes it first, "
             "or pass --load-versions NAME:VERSION."
         )
-    return VersionPlan(save=run_id, loads=loads, reads=reads)

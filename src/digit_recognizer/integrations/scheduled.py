@@ -35,7 +35,7 @@ from digit_recognizer.ml.threads import widest
 from digit_recognizer.report import REPORT_DATASET
 from digit_recognizer.runstore import JOIN_VARIABLE, RunIncompleteError, RunRecord, locations
 from digit_recognizer.runstore.files import WriteError
-from digit_recognizer.runstore.store import with_new_id
+from digit_recognizer.runstore.layout import with_new_id
 
 logger = logging.getLogger(__name__)
 

@@ -7,20 +7,21 @@ commands that show and prune runs (``kedro runs``) live above, with the page the
 """
 
 from digit_recognizer.runstore.files import WriteError, atomic_write, iso_time, os_reason
-from digit_recognizer.runstore.live import LiveRun, RunPart
-from digit_recognizer.runstore.record import RunRecord
-from digit_recognizer.runstore.settings import RunStoreSettings, SettingsError
-from digit_recognizer.runstore.store import (
+from digit_recognizer.runstore.layout import (
     DEFAULT_ROOT,
     JOIN_VARIABLE,
     ROOT_VARIABLE,
     RunIncompleteError,
     RunState,
     RunStateError,
-    RunStore,
-    describe_open,
+    new_run_id,
     part_name,
+    with_new_id,
 )
+from digit_recognizer.runstore.live import LiveRun, RunPart
+from digit_recognizer.runstore.record import RunRecord
+from digit_recognizer.runstore.settings import RunStoreSettings, SettingsError
+from digit_recognizer.runstore.store import RunStore, describe_open
 
 __all__ = [
     "DEFAULT_ROOT",
@@ -40,5 +41,7 @@ __all__ = [
     "SettingsError",
     "RunState",
     "os_reason",
+    "new_run_id",
     "part_name",
+    "with_new_id",
 ]

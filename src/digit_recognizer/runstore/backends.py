@@ -201,9 +201,6 @@ class StoreError(UserError, RuntimeError):
     """An object store lacks a property the run store needs (conditional writes)."""
 
 
-_VERIFIED: set[str] = set()  # object-store roots that honour conditional writes (checked once per process)
-
-
 class ObjectBackend(Backend):
     """The runs under a URL of an object store (``s3://bucket/prefix/runs``): claims are leases.
 
@@ -222,6 +219,7 @@ class ObjectBackend(Backend):
         self.grace = self.ttl + self.skew + 1.0
         self._journals: dict[str, bytes] = {}  # the journals this backend wrote, as it wrote them
         self._appending = threading.Lock()
+        self._verified = False  # the store honours conditional writes (probed once, before the first claim)
 
     def where(self, key: str) -> str:
         return f"{self.root}/{key}" if key else self.root
@@ -282,13 +280,13 @@ class ObjectBackend(Backend):
         return Lease(self.objects, key, ttl=self.ttl)
 
     def verify(self) -> None:
-        """Checks once per process and store that it honours conditional writes, before any run is claimed on it.
+        """Checks once per backend that the store honours conditional writes, before any run is claimed on it.
 
         A store that ignores ``If-None-Match`` or ``If-Match`` (an old S3-compatible server) would
         let two processes claim one run, or a renewal and a reap both succeed, without a word:
         raises :class:`StoreError` instead. Four requests, under a key no run can have.
         """
-        if self.root in _VERIFIED:
+        if self._verified:
             return
         key = f".probe/{uuid.uuid4().hex}"
         try:
@@ -313,7 +311,7 @@ class ObjectBackend(Backend):
                 "(docs/object-storage.md, 'What the store must provide'); upgrade the store, or keep the runs "
                 "on a local folder with DIGIT_RECOGNIZER_RUNS_DIR=data/runs"
             )
-        _VERIFIED.add(self.root)
+        self._verified = True
 
     def start(self, run_id: str, files: dict[str, bytes], hold: str | None) -> Claim | None:
         lease = self._lease(f"{run_id}/{hold or 'lock'}")

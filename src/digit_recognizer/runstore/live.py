@@ -10,8 +10,9 @@ import time
 
 from digit_recognizer.runstore import locations
 from digit_recognizer.runstore.backends import Claim
+from digit_recognizer.runstore.layout import JOURNAL, LOCK, PARTS, READS, RECORD, RunStateError
 from digit_recognizer.runstore.record import RunRecord
-from digit_recognizer.runstore.store import JOURNAL, LOCK, PARTS, READS, RECORD, RunStateError, RunStore
+from digit_recognizer.runstore.store import RunStore
 
 logger = logging.getLogger(__name__)
 

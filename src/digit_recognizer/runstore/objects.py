@@ -106,20 +106,20 @@ class Objects:
     def get(self, key: str) -> tuple[bytes, str] | None:
         """The object's bytes and the ETag of those bytes, or None when there is none."""
         path = self.path(key)
-        if hasattr(self.fs, "_call_s3"):  # S3: one GET returns both
+        if hasattr(self.fs, "call_s3"):  # S3: one GET returns both (s3fs's public botocore call)
             from fsspec.asyn import sync
 
             bucket, name, _ = self.fs.split_path(path)
-
-            async def get_object() -> tuple[bytes, str]:
-                response = await self.fs._call_s3("get_object", Bucket=bucket, Key=name)
-                async with response["Body"] as body:
-                    return await body.read(), str(response["ETag"]).strip('"')
-
             try:
-                return sync(self.fs.loop, get_object)
+                response = self.fs.call_s3("get_object", Bucket=bucket, Key=name)
             except FileNotFoundError:
                 return None
+
+            async def read(body: Any) -> bytes:
+                async with body as stream:
+                    return await stream.read()
+
+            return sync(self.fs.loop, read, response["Body"]), str(response["ETag"]).strip('"')
         while True:  # elsewhere: read between two looks at the ETag, until they agree
             try:
                 self.fs.invalidate_cache(path)

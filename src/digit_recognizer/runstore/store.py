@@ -1,23 +1,14 @@
 """Runs: the unit of versioning, of "latest" and of retention.
 
 Every dataset a ``kedro run`` writes shares the run's version (Kedro's save version, a
-timestamp such as ``2026-11-27T02.30.04.512Z``), and the run keeps its own folder::
-
-    data/runs/<run id>/
-        lock        held with fcntl.flock while the run is alive; the OS lets go when it dies
-        journal     every version folder the run has begun to write, one per line
-        run.json    the run record, written last: a run is complete once it is there
-        pinned      (optional) retention never deletes this run
+timestamp such as ``2026-11-27T02.30.04.512Z``), and the run keeps its own folder
+(:mod:`digit_recognizer.runstore.layout` names its files): a lock held while it is alive, a
+journal of the version folders it has begun to write, and its record, written last.
 
 A run can also be made of several processes, one per task of a scheduler such as Airflow (one
 DAG run is one run): the scheduler opens it (:meth:`RunStore.open_run`), each task joins it as
 a part (:class:`RunPart`, with ``DIGIT_RECOGNIZER_RUN_ID`` set) and the last step closes it
-(:meth:`RunStore.close_run`), which writes one record for the whole run::
-
-    data/runs/<run id>/
-        open.json           who opened it, the nodes it must run; no record yet, so never "latest"
-        parts/<part>.lock   held by each task while it runs
-        parts/<part>.journal, parts/<part>.json   what each task wrote, and its record
+(:meth:`RunStore.close_run`), which writes one record for the whole run.
 
 The same layout lives in a local folder, where ``lock`` is held with ``flock``, or under a URL
 of an object store (``s3://bucket/prefix/runs``), where ``lock`` is a lease its holder renews
@@ -27,15 +18,8 @@ A run that raises deletes what it wrote. A run that was killed leaves its folder
 record and with its lock free; the next run (or retention) deletes what its journal lists. A
 live run, on this host or another that shares the folder, holds its lock and is never touched.
 "Latest" means the newest complete run that wrote the dataset. An open run is not removed by
-the next run nor by retention: it is closed, or aborted with ``python -m digit_recognizer.runs
-abort RUN_ID``.
-
-    python -m digit_recognizer.runs list                # complete runs, newest first
-    python -m digit_recognizer.runs latest              # the latest complete run's record
-    python -m digit_recognizer.runs latest --submission conv   # path of its conv submission
-    python -m digit_recognizer.runs pin RUN_ID          # keep it whatever retention says
-    python -m digit_recognizer.runs close RUN_ID        # commit an open (scheduled) run
-    python -m digit_recognizer.runs abort RUN_ID        # delete an open run and all it wrote
+the next run nor by retention: it is closed, or aborted with ``kedro runs abort RUN_ID`` (the
+commands are in :mod:`digit_recognizer.framework.commands`).
 """
 
 from __future__ import annotations
@@ -44,59 +28,34 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from digit_recognizer.errors import UserError
 from digit_recognizer.runstore import locations
 from digit_recognizer.runstore.backends import Backend, backend_for
 from digit_recognizer.runstore.files import iso_time
+from digit_recognizer.runstore.layout import (
+    ABORTING,
+    DELETING,
+    JOURNAL,
+    LOCK,
+    OPEN,
+    PARTS,
+    PINNED,
+    READS,
+    RECORD,
+    RunIncompleteError,
+    RunState,
+    RunStateError,
+    parse_json,
+    run_key,
+)
 from digit_recognizer.runstore.record import RunRecord
-from digit_recognizer.runstore.settings import RUNS_DIR_VARIABLE, RunStoreSettings
+from digit_recognizer.runstore.settings import RunStoreSettings
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
-
-RECORD, LOCK, JOURNAL, PINNED = "run.json", "lock", "journal", "pinned"
-OPEN, PARTS, ABORTING, DELETING = "open.json", "parts", ".aborting", ".deleting"
-READS = "reads.json"
-DEFAULT_ROOT = Path("data") / "runs"
-ROOT_VARIABLE = RUNS_DIR_VARIABLE
-JOIN_VARIABLE = "DIGIT_RECOGNIZER_RUN_ID"  # set: this process is a part of that open run
-
-
-class RunState(str, Enum):
-    """What a run folder is now; :meth:`RunStore.state` tells it (docs/runs.md has the table)."""
-
-    COMPLETE = "complete"  # run.json is there: its outputs are candidates for "latest"
-    LIVE = "live"  # a process holds the run's lock and is writing
-    OPEN = "open"  # a scheduler's run (open.json), between or during its tasks
-    ABORTING = "aborting"  # an open run being aborted, by a process that holds its lock
-    DELETING = "deleting"  # a complete run being deleted by retention, which holds its lock
-    DEAD = "dead"  # no record and the lock free: killed; the next run or retention deletes it
-
-
-class RunStateError(UserError, RuntimeError):
-    """A run is not in the state an operation needs (not open, still running, incomplete)."""
-
-
-class RunIncompleteError(RunStateError):
-    """An open run cannot be committed: a node has not run, or its parts disagree."""
-
-
-def _key(*parts: str) -> str:
-    return "/".join(parts)
-
-
-def _json(data: bytes | None) -> dict[str, Any] | None:
-    try:
-        return None if data is None else json.loads(data)
-    except ValueError:
-        return None
 
 
 class RunStore:
@@ -135,24 +94,24 @@ class RunStore:
 
     def where(self, run_id: str, name: str = "") -> locations.Location:
         """A run's folder, or a file in it (for messages)."""
-        return self.backend.where(_key(run_id, name) if name else run_id)
+        return self.backend.where(run_key(run_id, name) if name else run_id)
 
     # States ----------------------------------------------------------------------------
 
     def state(self, run_id: str) -> RunState | None:
         """The run's state, or None when there is no such run folder."""
         backend = self.backend
-        if backend.exists(_key(run_id, RECORD)):
+        if backend.exists(run_key(run_id, RECORD)):
             return RunState.COMPLETE
-        if backend.exists(_key(run_id, OPEN)):
+        if backend.exists(run_key(run_id, OPEN)):
             return RunState.OPEN
         if not backend.names(run_id):
             return None
-        if not backend.alive(_key(run_id, LOCK)):
+        if not backend.alive(run_key(run_id, LOCK)):
             return RunState.DEAD
-        if backend.exists(_key(run_id, ABORTING)):
+        if backend.exists(run_key(run_id, ABORTING)):
             return RunState.ABORTING
-        if backend.exists(_key(run_id, DELETING)):
+        if backend.exists(run_key(run_id, DELETING)):
             return RunState.DELETING
         return RunState.LIVE
 
@@ -164,7 +123,7 @@ class RunStore:
     @contextmanager
     def _claimed(self, run_id: str) -> Iterator[bool]:
         """Holds the run's lock for the block when no process holds it (True), else False."""
-        claim = self.backend.hold(_key(run_id, LOCK))
+        claim = self.backend.hold(run_key(run_id, LOCK))
         try:
             yield claim is not None
         finally:
@@ -189,22 +148,22 @@ class RunStore:
         return None
 
     def record(self, run_id: str) -> RunRecord | None:
-        return RunRecord.from_bytes(self.backend.read(_key(run_id, RECORD)))
+        return RunRecord.from_bytes(self.backend.read(run_key(run_id, RECORD)))
 
     def folders(self, record: RunRecord) -> list[locations.Location]:
         """The version folders a complete run wrote (local paths, or URLs for outputs on an object store)."""
         return [locations.parent(locations.resolve(self.project, path)) for path in record.outputs.values()]
 
     def is_pinned(self, run_id: str) -> bool:
-        return self.backend.exists(_key(run_id, PINNED))
+        return self.backend.exists(run_key(run_id, PINNED))
 
     def set_pinned(self, run_id: str, pinned: bool) -> None:
         if self.state(run_id) is not RunState.COMPLETE:
             raise ValueError(f"no complete run {run_id!r} under {self.root}")
         if pinned:
-            self.backend.write(_key(run_id, PINNED), b"", "the pin")
+            self.backend.write(run_key(run_id, PINNED), b"", "the pin")
         else:
-            self.backend.delete(_key(run_id, PINNED))
+            self.backend.delete(run_key(run_id, PINNED))
 
     def delete(self, record: RunRecord) -> int:
         """Deletes a complete run: its outputs' version folders, then its folder. Returns bytes freed."""
@@ -214,7 +173,7 @@ class RunStore:
             if not claimed:
                 raise RunStateError(f"run {run_id} is held by another process")
             self._rename(run_id, RECORD, DELETING)  # no longer complete, even if we die now
-            for path in self.journal_entries(_key(run_id, JOURNAL)) or self.folders(record):
+            for path in self.journal_entries(run_key(run_id, JOURNAL)) or self.folders(record):
                 freed += locations.size(path)
                 locations.remove(path)
             freed += self.backend.size(run_id)
@@ -223,9 +182,9 @@ class RunStore:
 
     def _rename(self, run_id: str, source: str, target: str) -> None:
         """``source`` becomes ``target`` (a rename on a disk; a copy, then a delete, on an object store)."""
-        data = self.backend.read(_key(run_id, source))
-        self.backend.write(_key(run_id, target), data or b"", f"run {run_id}'s {target}")
-        self.backend.delete(_key(run_id, source))
+        data = self.backend.read(run_key(run_id, source))
+        self.backend.write(run_key(run_id, target), data or b"", f"run {run_id}'s {target}")
+        self.backend.delete(run_key(run_id, source))
 
     # Runs in progress ------------------------------------------------------------------
 
@@ -234,7 +193,7 @@ class RunStore:
         found = []
         for run_id, state in self.runs():
             if state is RunState.LIVE:
-                found.append({"run_id": run_id, **(_json(self.backend.read(_key(run_id, READS))) or {})})
+                found.append({"run_id": run_id, **(parse_json(self.backend.read(run_key(run_id, READS))) or {})})
             elif state is RunState.OPEN:
                 reads: dict[str, str] = {}
                 for part in self.parts(run_id).values():
@@ -250,15 +209,15 @@ class RunStore:
         """
         removed = []
         for run_id in self._run_ids():
-            if self.backend.exists(_key(run_id, RECORD)) or self.backend.exists(_key(run_id, OPEN)):
+            if self.backend.exists(run_key(run_id, RECORD)) or self.backend.exists(run_key(run_id, OPEN)):
                 continue
             with self._claimed(run_id) as claimed:
                 if not claimed:
                     continue  # alive, here or on another host
-                folders = self.delete_journal(_key(run_id, JOURNAL))
-                for name in self.backend.names(_key(run_id, PARTS)):
+                folders = self.delete_journal(run_key(run_id, JOURNAL))
+                for name in self.backend.names(run_key(run_id, PARTS)):
                     if name.endswith(".journal"):
-                        folders += self.delete_journal(_key(run_id, PARTS, name))
+                        folders += self.delete_journal(run_key(run_id, PARTS, name))
                 removed.append((run_id, folders))
                 self.backend.delete_tree(run_id)
         return removed
@@ -294,7 +253,7 @@ class RunStore:
         state = self.state(run_id)
         if state is RunState.COMPLETE:
             raise RunStateError(f"run {run_id} is already complete ({self.where(run_id, RECORD)})")
-        info = _json(self.backend.read(_key(run_id, OPEN))) if state is RunState.OPEN else None
+        info = parse_json(self.backend.read(run_key(run_id, OPEN))) if state is RunState.OPEN else None
         if info is None:
             raise RunStateError(
                 f"run {run_id} is not open (no {self.where(run_id, OPEN)}): it was never opened, or it was aborted "
@@ -304,13 +263,15 @@ class RunStore:
 
     def open_runs(self) -> list[dict[str, Any]]:
         """The open runs' infos, newest first."""
-        infos = (_json(self.backend.read(_key(run_id, OPEN))) for run_id, s in self.runs() if s is RunState.OPEN)
+        infos = (
+            parse_json(self.backend.read(run_key(run_id, OPEN))) for run_id, s in self.runs() if s is RunState.OPEN
+        )
         return [info for info in infos if info is not None]
 
     def parts(self, run_id: str) -> dict[str, RunRecord]:
         """The records of an open run's finished parts, by part name."""
-        names = [name for name in self.backend.names(_key(run_id, PARTS)) if name.endswith(".json")]
-        records = {name.removesuffix(".json"): self.backend.read(_key(run_id, PARTS, name)) for name in names}
+        names = [name for name in self.backend.names(run_key(run_id, PARTS)) if name.endswith(".json")]
+        records = {name.removesuffix(".json"): self.backend.read(run_key(run_id, PARTS, name)) for name in names}
         found = {name: RunRecord.from_bytes(data) for name, data in records.items()}
         return {name: record for name, record in found.items() if record is not None}
 
@@ -322,8 +283,8 @@ class RunStore:
         """
         deadline = time.monotonic() + wait
         while True:
-            locks = [name for name in self.backend.names(_key(run_id, PARTS)) if name.endswith(".lock")]
-            running = [name.removesuffix(".lock") for name in locks if self.backend.alive(_key(run_id, PARTS, name))]
+            locks = [name for name in self.backend.names(run_key(run_id, PARTS)) if name.endswith(".lock")]
+            running = [name.removesuffix(".lock") for name in locks if self.backend.alive(run_key(run_id, PARTS, name))]
             if not running or time.monotonic() >= deadline:
                 return running
             time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
@@ -358,7 +319,7 @@ class RunStore:
             raise RunIncompleteError(f"the parts of run {run_id} ran with different parameters; abort it and run again")
         record = RunRecord.merge(info, parts)
         if before_record is not None:
-            closing = _key(run_id, PARTS, "close.journal")  # abort_run deletes what it lists, as for a part
+            closing = run_key(run_id, PARTS, "close.journal")  # abort_run deletes what it lists, as for a part
 
             def note(folder: locations.Location) -> None:
                 self.backend.append(closing, str(folder))
@@ -367,15 +328,15 @@ class RunStore:
         journal = sorted(
             {
                 str(path)
-                for name in self.backend.names(_key(run_id, PARTS))
+                for name in self.backend.names(run_key(run_id, PARTS))
                 if name.endswith(".journal")
-                for path in self.journal_entries(_key(run_id, PARTS, name))
+                for path in self.journal_entries(run_key(run_id, PARTS, name))
             }
         )
-        self.backend.write(_key(run_id, JOURNAL), "".join(f"{line}\n" for line in journal).encode(), "the journal")
-        self.backend.write(_key(run_id, RECORD), record.to_bytes(), "the run record")
-        self.backend.delete(_key(run_id, OPEN))
-        self.backend.delete_tree(_key(run_id, PARTS))
+        self.backend.write(run_key(run_id, JOURNAL), "".join(f"{line}\n" for line in journal).encode(), "the journal")
+        self.backend.write(run_key(run_id, RECORD), record.to_bytes(), "the run record")
+        self.backend.delete(run_key(run_id, OPEN))
+        self.backend.delete_tree(run_key(run_id, PARTS))
         return record, self.where(run_id, RECORD)
 
     def add_outputs(
@@ -392,14 +353,14 @@ class RunStore:
         with self._claimed(run_id) as claimed:
             if not claimed:
                 raise RunStateError(f"run {run_id} is held by another process (being deleted?)")
-            has_journal = self.backend.exists(_key(run_id, JOURNAL))
+            has_journal = self.backend.exists(run_key(run_id, JOURNAL))
 
             def note(folder: locations.Location) -> None:
                 if has_journal:
-                    self.backend.append(_key(run_id, JOURNAL), str(folder))
+                    self.backend.append(run_key(run_id, JOURNAL), str(folder))
 
             record.outputs = dict(sorted({**record.outputs, **write(record, note)}.items()))
-            self.backend.write(_key(run_id, RECORD), record.to_bytes(), "the run record")
+            self.backend.write(run_key(run_id, RECORD), record.to_bytes(), "the run record")
         return record
 
     def abort_run(self, run_id: str, wait: float = 0.0) -> list[locations.Location]:
@@ -411,9 +372,9 @@ class RunStore:
         removed = []
         with self._claimed(run_id):
             self._rename(run_id, OPEN, ABORTING)  # no part can join from now on
-            for name in self.backend.names(_key(run_id, PARTS)):
+            for name in self.backend.names(run_key(run_id, PARTS)):
                 if name.endswith(".journal"):
-                    removed += self.delete_journal(_key(run_id, PARTS, name))
+                    removed += self.delete_journal(run_key(run_id, PARTS, name))
             self.backend.delete_tree(run_id)
         return removed
 
@@ -426,28 +387,3 @@ def describe_open(store: RunStore, info: dict[str, Any]) -> str:
     )
     since = iso_time(info["opened_at"])[:19] if "opened_at" in info else "?"
     return f"open since {since}, {len(store.parts(info['run_id']))} parts done{by if scheduler else ''}"
-
-
-def new_run_id() -> str:
-    """A run id: the time to the millisecond, as Kedro writes a version (``2026-11-27T02.30.04.512Z``)."""
-    return datetime.now(tz=timezone.utc).strftime("%Y-%m-%dT%H.%M.%S.%f")[:-3] + "Z"
-
-
-def with_new_id(start: Callable[[str], T], first: str | None = None) -> tuple[str, T]:
-    """``start(run_id)`` with ``first``, else a new id, and again with the next one while another run has taken it.
-
-    Two runs that start in the same millisecond get the same id; ``start`` raises
-    FileExistsError for the one that comes second, which then takes the next millisecond.
-    """
-    run_id = first or new_run_id()
-    while True:
-        try:
-            return run_id, start(run_id)
-        except FileExistsError:
-            time.sleep(0.002)
-            run_id = new_run_id()
-
-
-def part_name(nodes: Iterable[str]) -> str:
-    """A part's name: its first node's (a run's parts run disjoint sets of nodes)."""
-    return min(nodes)
