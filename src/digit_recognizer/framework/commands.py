@@ -29,7 +29,7 @@ import click
 
 from digit_recognizer.errors import UserError
 from digit_recognizer.framework.project import load_context, project_store
-from digit_recognizer.framework.publishers import PagePublisher
+from digit_recognizer.framework.publishers import PagePublisher, render_page
 from digit_recognizer.report import REPORT_DATASET
 from digit_recognizer.runstore import RunState, RunStateError, RunStore, RunStoreSettings, describe_open, locations
 from digit_recognizer.runstore.retention import prune
@@ -79,7 +79,9 @@ class Project:
         """Writes a run's page where the catalog says: ``publish(record, journal)`` (the context loaded when called)."""
 
         def publish(record: Any, journal: Callable[[locations.Location], None]) -> dict[str, str]:
-            return PagePublisher(self.context.catalog, self.path).publish(record, self.store.complete(), journal)
+            return PagePublisher(self.context.catalog, self.store.settings).publish(
+                record, self.store.complete(), journal
+            )
 
         return publish
 
@@ -194,12 +196,8 @@ def report(project: Project, run_id: str | None, output: Path | None) -> None:
     if record is None:
         _fail(f"no complete run {run_id or ''} under {store.root}".replace("  ", " "))
     if output is not None:
-        from digit_recognizer.config import parameter_defaults
-        from digit_recognizer.report import render_report
-
         output.parent.mkdir(parents=True, exist_ok=True)
-        page = render_report(record, store.project, store.complete(), parameter_defaults(record.parameters))
-        output.write_text(page, encoding="utf-8")
+        output.write_text(render_page(record, store.complete(), store.settings), encoding="utf-8")
         click.echo(output)
         return
     if REPORT_DATASET not in record.outputs:  # a run from before pages existed gets one now

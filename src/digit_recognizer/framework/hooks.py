@@ -53,7 +53,6 @@ class RunHooks:
         self._project = Path(context.project_path)
         self._parameters = check_parameters(plain(context.config_loader["parameters"]))  # defaults filled in
         self._settings = store_settings(context.config_loader, self._project)
-        self._settings.use_credentials()
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
@@ -63,12 +62,12 @@ class RunHooks:
             logger.info(
                 "Nodes that train or predict may run %d at once: threads: auto divides the CPUs among them", share
             )
-        settings = self._settings or RunStoreSettings.build(self._project)
+        self._settings = settings = self._settings or RunStoreSettings.build(self._project)
         self._session = RunSession(RunStore.from_settings(settings), joined)
         self._session.start(run_params, pipeline, catalog)
         known = {name for name in pipeline.datasets() if name in catalog and not name.startswith("params:")}
         self._builder = RecordBuilder(self._project, self._parameters, roles(catalog, known))
-        self._page = None if self._session.is_part else PagePublisher(catalog, self._project)  # parts: at close
+        self._page = None if self._session.is_part else PagePublisher(catalog, settings)  # parts: at close
         self._signals.trap()
         inputs = pipeline.inputs()
         if "run" in inputs:
@@ -108,7 +107,7 @@ class RunHooks:
         finally:
             self._signals.restore()
         announce(record, path, self._project, session.part if session.is_part else None, builder.nodes)
-        if not session.is_part and (mlflow_run := publish_to_mlflow(record, path, self._project)):
+        if not session.is_part and (mlflow_run := publish_to_mlflow(record, path, self._settings)):
             logger.info("  mlflow: logged as run %s (mlflow ui --backend-store-uri sqlite:///mlflow.db)", mlflow_run)
 
     @hook_impl

@@ -70,7 +70,5 @@ def load_context(project: Path | str, env: str | None = None, params: Mapping[st
 
 
 def project_store(context: Any) -> RunStore:
-    """The run store of a loaded context, its settings applied (the data root's credentials)."""
-    settings = store_settings(context.config_loader, context.project_path)
-    settings.use_credentials()
-    return RunStore.from_settings(settings)
+    """The run store of a loaded context, as its configuration says."""
+    return RunStore.from_settings(store_settings(context.config_loader, context.project_path))

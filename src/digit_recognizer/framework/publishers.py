@@ -17,7 +17,7 @@ from digit_recognizer.config import parameter_defaults
 from digit_recognizer.framework.kedro_compat import unwrap
 from digit_recognizer.framework.run_dataset import RunDataset
 from digit_recognizer.report import REPORT_DATASET, render_report
-from digit_recognizer.runstore import RunRecord, locations
+from digit_recognizer.runstore import RunRecord, RunStoreSettings, locations
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +25,10 @@ logger = logging.getLogger(__name__)
 class PagePublisher:
     """Renders a run's page and saves it as the run's version of the catalog's ``run_report``."""
 
-    def __init__(self, catalog: Any, project: Path) -> None:
+    def __init__(self, catalog: Any, settings: RunStoreSettings) -> None:
         found = unwrap(catalog.get(REPORT_DATASET)) if REPORT_DATASET in catalog else None
         self.dataset: RunDataset | None = found if isinstance(found, RunDataset) else None
-        self.project = Path(project)
+        self.project, self.settings = settings.project, settings
 
     def publish(
         self, record: RunRecord, earlier: Iterable[RunRecord], journal: Callable[[locations.Location], None]
@@ -36,19 +36,25 @@ class PagePublisher:
         """Writes the page of ``record`` (journalled first, whole or not at all); returns it as the run's output."""
         if self.dataset is None:
             return {}
-        html = render_report(record, self.project, earlier, parameter_defaults(record.parameters))
+        html = render_page(record, earlier, self.settings)
         self.dataset.bind(REPORT_DATASET, None, record.run_id, journal)
         self.dataset.save(html)
         return {REPORT_DATASET: locations.relative(self.project, self.dataset.file(record.run_id))}
 
 
-def publish_to_mlflow(record: RunRecord, path: locations.Location, project: Path) -> str | None:
+def render_page(record: RunRecord, earlier: Iterable[RunRecord], settings: RunStoreSettings) -> str:
+    """The page of ``record``: what changed since ``earlier`` runs, parameters against their defaults."""
+    options = settings.options_for(settings.data_root)
+    return render_report(record, settings.project, earlier, parameter_defaults(record.parameters), options)
+
+
+def publish_to_mlflow(record: RunRecord, path: locations.Location, settings: RunStoreSettings) -> str | None:
     """Logs the record as an MLflow run where kedro-mlflow has imported mlflow (its hooks set the tracking URI)."""
     if "mlflow" not in sys.modules:
         return None
     from digit_recognizer.integrations import mlflow as tracking
 
-    return tracking.log_run(record, path, project)
+    return tracking.log_run(record, path, settings.project, settings.options_for(settings.data_root))
 
 
 def announce(

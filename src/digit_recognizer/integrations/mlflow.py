@@ -24,7 +24,9 @@ ARTIFACT_SUFFIXES = (".png", ".pt", ".csv", ".html")  # plots, models, submissio
 FINAL = ("validation_accuracy", "validation_loss", "test_score", "training_seconds", "parameters")
 
 
-def log_run(record: RunRecord, record_path: locations.Location, project: Path) -> str | None:
+def log_run(
+    record: RunRecord, record_path: locations.Location, project: Path, options: dict[str, Any] | None = None
+) -> str | None:
     """Logs the run into MLflow's active run (kedro-mlflow's); returns its id, or None if none is active."""
     import mlflow
     from mlflow.entities import Metric
@@ -48,7 +50,8 @@ def log_run(record: RunRecord, record_path: locations.Location, project: Path) -
         if row.get(key) is not None
     ]
     for name, output in record.histories.items():
-        epochs = json.loads(locations.read_bytes(locations.resolve(project, record.outputs[output])) or b"{}")
+        history = locations.read_bytes(locations.resolve(project, record.outputs[output]), options)
+        epochs = json.loads(history or b"{}")
         epochs = epochs.get("epochs", [])
         metrics += [
             Metric(f"{name}.{key}", float(epoch[key]), now, int(epoch["epoch"]))
@@ -59,20 +62,22 @@ def log_run(record: RunRecord, record_path: locations.Location, project: Path) -
     for start in range(0, len(metrics), 1000):  # and at most 1,000 metrics
         client.log_batch(run_id, metrics=metrics[start : start + 1000])
 
-    _log_artifact(mlflow, record_path, None)
+    _log_artifact(mlflow, record_path, None, options)
     for output, path in record.outputs.items():
         if Path(path).suffix in ARTIFACT_SUFFIXES:
             folder = output.split(".")[0] if "." in output else ""
-            _log_artifact(mlflow, locations.resolve(project, path), folder or None)
+            _log_artifact(mlflow, locations.resolve(project, path), folder or None, options)
     return run_id
 
 
-def _log_artifact(mlflow: Any, location: locations.Location, folder: str | None) -> None:
+def _log_artifact(
+    mlflow: Any, location: locations.Location, folder: str | None, options: dict[str, Any] | None
+) -> None:
     """Logs a local file as it is, an object from an object store through a temporary copy."""
     if not locations.is_url(location):
         mlflow.log_artifact(str(location), artifact_path=folder)
         return
-    data = locations.read_bytes(location)
+    data = locations.read_bytes(location, options)
     if data is None:
         return
     with tempfile.TemporaryDirectory() as temporary:

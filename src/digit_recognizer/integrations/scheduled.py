@@ -214,7 +214,8 @@ def close_run(
     """
     folder = project_path(project)
     context = load_context(folder, env, kedro_params(params))
-    store, page = project_store(context), PagePublisher(context.catalog, folder)
+    store = project_store(context)
+    page = PagePublisher(context.catalog, store.settings)
     try:
         record, path = store.close_run(
             run_id, lambda record, journal: page.publish(record, store.complete(), journal), wait=store.backend.grace
@@ -231,11 +232,11 @@ def close_run(
     for line in record.leaderboard_lines():
         logger.info(line)
     logger.info("  report: %s", record.outputs[REPORT_DATASET])
-    _log_to_mlflow(record, path, folder)
+    _log_to_mlflow(record, path, folder, store.options(store.data_root))
     return path
 
 
-def _log_to_mlflow(record: RunRecord, path: Path | str, folder: Path) -> None:
+def _log_to_mlflow(record: RunRecord, path: Path | str, folder: Path, options: dict[str, Any]) -> None:
     """Logs the whole run as one MLflow run where the [mlflow] extra is installed."""
     try:
         import mlflow
@@ -253,5 +254,5 @@ def _log_to_mlflow(record: RunRecord, path: Path | str, folder: Path) -> None:
     experiment = settings.get("tracking", {}).get("experiment", {}).get("name") or "digit_recognizer"
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=f"{','.join(record.pipelines)} {record.run_id}"):
-        mlflow_run = tracking.log_run(record, path, folder)
+        mlflow_run = tracking.log_run(record, path, folder, options)
     logger.info("  mlflow: logged as run %s", mlflow_run)

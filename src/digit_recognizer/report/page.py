@@ -56,14 +56,16 @@ def render_report(
     project: Path,
     earlier: Iterable[RunRecord] = (),
     defaults: Mapping[str, dict[str, Any] | None] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> str:
     """The run's page as one HTML document.
 
     ``earlier``: complete runs, newest first, to compare with; ``defaults``: each parameter
-    block's defaults (``config.parameter_defaults``), to show what the run changed.
+    block's defaults (``config.parameter_defaults``), to show what the run changed;
+    ``storage_options``: to read the run's outputs where they are in a bucket.
     """
-    project = Path(project)
-    sections = [_section(record, project, key) for key in _by_score(record)]
+    files = _Files(Path(project), storage_options or {})
+    sections = [_section(record, files, key) for key in _by_score(record)]
     rows = {
         section.key: {
             "validation_accuracy": (section.validation or {}).get("validation_rows"),
@@ -80,8 +82,8 @@ def render_report(
         previous=previous,
         changed_parameters=changed_from_defaults(_used(record), defaults or {}),
         slowest=sorted(record.timings.get("nodes", []), key=lambda n: -n["seconds"])[:5],
-        sample_digits=_image(project, record.outputs.get("sample_digits")),
-        leaderboard_plot=_image(project, record.outputs.get("leaderboard_plot")),
+        sample_digits=files.image(record.outputs.get("sample_digits")),
+        leaderboard_plot=files.image(record.outputs.get("leaderboard_plot")),
         max_label_count=max(
             (count for found in record.inputs.values() for count in (found.get("labels") or {}).values()), default=1
         ),
@@ -136,30 +138,40 @@ def _by_score(record: RunRecord) -> list[str]:
     return sorted(record.metrics, key=lambda key: -(record.metrics[key].get("validation_accuracy") or 0))
 
 
-def _section(record: RunRecord, project: Path, key: str) -> Section:
+def _section(record: RunRecord, files: _Files, key: str) -> Section:
     outputs = record.outputs
     section = Section(key=key, row=record.metrics[key], submission=record.submissions.get(key))
-    section.history = _json(project, outputs.get(record.histories.get(key, "")))
-    section.validation = _json(project, outputs.get(f"{key}.validation_metrics"))
+    section.history = files.json(outputs.get(record.histories.get(key, "")))
+    section.validation = files.json(outputs.get(f"{key}.validation_metrics"))
     for dataset, title in PLOTS.items():
-        image = _image(project, outputs.get(f"{key}.{dataset}"))
+        image = files.image(outputs.get(f"{key}.{dataset}"))
         if image:
             section.images.append((title, image))
     if f"{key}.leaderboard" in outputs:  # the ensemble's members beside it
-        data = locations.read_bytes(locations.resolve(project, outputs[f"{key}.leaderboard"]))
+        data = files.read(outputs[f"{key}.leaderboard"])
         if data is not None:
             section.members = list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
     return section
 
 
-def _json(project: Path, stored: str | None) -> dict[str, Any] | None:
-    data = locations.read_bytes(locations.resolve(project, stored)) if stored else None
-    return None if data is None else json.loads(data)
+@dataclass(frozen=True)
+class _Files:
+    """The files a run wrote, as its record names them: under the project, or in a bucket."""
 
+    project: Path
+    options: Mapping[str, Any]
 
-def _image(project: Path, stored: str | None) -> str | None:
-    """A PNG the run wrote (on this disk or an object store), as a ``data:`` URI: the page carries its images."""
-    if not stored or not stored.endswith(".png"):
-        return None
-    data = locations.read_bytes(locations.resolve(project, stored))
-    return None if data is None else "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    def read(self, stored: str) -> bytes | None:
+        location = locations.resolve(self.project, stored)
+        return locations.read_bytes(location, self.options if locations.is_url(location) else None)
+
+    def json(self, stored: str | None) -> dict[str, Any] | None:
+        data = self.read(stored) if stored else None
+        return None if data is None else json.loads(data)
+
+    def image(self, stored: str | None) -> str | None:
+        """A PNG the run wrote, as a ``data:`` URI: the page carries its images."""
+        if not stored or not stored.endswith(".png"):
+            return None
+        data = self.read(stored)
+        return None if data is None else "data:image/png;base64," + base64.b64encode(data).decode("ascii")

@@ -263,6 +263,12 @@ class ObjectBackend(Backend):
             self.objects.delete(key)
         self.objects.fs.invalidate_cache()
 
+    def size(self, prefix: str) -> int:
+        try:
+            return int(self.objects.fs.du(self.objects.path(prefix)))
+        except FileNotFoundError:
+            return 0
+
     def names(self, prefix: str = "") -> list[str]:
         fs, base = self.objects.fs, self.objects.path(prefix).rstrip("/")
         fs.invalidate_cache(base)

@@ -2,12 +2,15 @@
 
 Run records and journals keep local outputs relative to the project folder and remote ones as
 URLs; these helpers read, measure and delete either (fsspec for URLs; ``s3://`` needs the
-``[s3]`` extra).
+``[s3]`` extra), with the storage options they are given (``RunStoreSettings.options_for``):
+nothing is taken from a process-wide default.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from digit_recognizer.errors import UserError
 from digit_recognizer.runstore.files import remove as remove_path
@@ -74,31 +77,20 @@ def filesystem_class(url: str):
         raise _missing(url, exc) from exc
 
 
-def use_default_options(url: str, options: dict) -> None:
-    """Makes ``options`` the defaults of ``url``'s filesystem in this process (explicit arguments still win)."""
-    import fsspec.config
-
-    implementation = filesystem_class(url)
-    protocol = url.split("://", 1)[0]
-    protocols = implementation.protocol if isinstance(implementation.protocol, (list, tuple)) else [protocol]
-    for name in protocols:
-        fsspec.config.conf.setdefault(name, {}).update(options)
-
-
-def exists(location: Location) -> bool:
+def exists(location: Location, options: Mapping[str, Any] | None = None) -> bool:
     if not is_url(location):
         return Path(location).exists()
-    fs, path = filesystem(str(location))
+    fs, path = filesystem(str(location), **(options or {}))
     fs.invalidate_cache()
     return fs.exists(path)
 
 
-def remove(location: Location) -> None:
+def remove(location: Location, options: Mapping[str, Any] | None = None) -> None:
     """Deletes a file or a folder (a prefix, on an object store); nothing to delete is fine."""
     if not is_url(location):
         remove_path(Path(location))
         return
-    fs, path = filesystem(str(location))
+    fs, path = filesystem(str(location), **(options or {}))
     try:
         fs.rm(path, recursive=True)
     except FileNotFoundError:
@@ -106,28 +98,28 @@ def remove(location: Location) -> None:
     fs.invalidate_cache()
 
 
-def size(location: Location) -> int:
+def size(location: Location, options: Mapping[str, Any] | None = None) -> int:
     if not is_url(location):
         return path_size(Path(location))
-    fs, path = filesystem(str(location))
+    fs, path = filesystem(str(location), **(options or {}))
     try:
         return int(fs.du(path))
     except FileNotFoundError:
         return 0
 
 
-def read_bytes(location: Location) -> bytes | None:
+def read_bytes(location: Location, options: Mapping[str, Any] | None = None) -> bytes | None:
     """A file's bytes, or None when it is not there."""
     if not is_url(location):
         return Path(location).read_bytes() if Path(location).is_file() else None
-    fs, path = filesystem(str(location))
+    fs, path = filesystem(str(location), **(options or {}))
     try:
         return fs.cat_file(path)
     except FileNotFoundError:
         return None
 
 
-def write_bytes(location: Location, data: bytes, what: str) -> None:
+def write_bytes(location: Location, data: bytes, what: str, options: Mapping[str, Any] | None = None) -> None:
     """Writes a file whole: an atomic rename on a disk, one PUT on an object store; a failure is a named WriteError."""
     from digit_recognizer.runstore.files import WriteError, atomic_write, os_reason
 
@@ -135,7 +127,7 @@ def write_bytes(location: Location, data: bytes, what: str) -> None:
         with atomic_write(Path(location), what) as temporary:
             temporary.write_bytes(data)
         return
-    fs, path = filesystem(str(location))
+    fs, path = filesystem(str(location), **(options or {}))
     try:
         fs.pipe_file(path, data)
     except Exception as exc:

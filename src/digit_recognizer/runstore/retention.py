@@ -65,7 +65,9 @@ def prune(store: RunStore, keep: int, dry_run: bool = False) -> Pruned:
             continue
         result.removed.append(run_id)
         if dry_run:
-            result.freed_bytes += sum(size(folder) for folder in store.folders(record)) + store.backend.size(run_id)
+            result.freed_bytes += sum(
+                size(folder, store.options(folder)) for folder in store.folders(record)
+            ) + store.backend.size(run_id)
         else:
             result.freed_bytes += store.delete(record)
     data_dir = store.settings.data_root_location

@@ -131,13 +131,3 @@ class RunStoreSettings(BaseModel):
         if locations.is_url(url) and self.data_root.startswith(f"{protocol}://"):
             options.update(self.credentials)  # the data root's credentials, for the runs beside it
         return options
-
-    def use_credentials(self) -> None:
-        """The data root's credentials become its filesystem's defaults in this process, for the catalog's datasets.
-
-        Kedro gives a dataset only the credentials its catalog entry names, and a catalog entry
-        cannot name credentials that ``credentials.yml`` (never in git) may lack: so the data
-        root's are fsspec's defaults for its protocol (a catalog entry's own still win).
-        """
-        if self.credentials and locations.is_url(self.data_root):
-            locations.use_default_options(self.data_root, self.credentials)

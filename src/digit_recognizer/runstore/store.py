@@ -92,6 +92,10 @@ class RunStore:
     def data_root(self) -> str:
         return self.settings.data_root
 
+    def options(self, location: locations.Location) -> dict[str, Any]:
+        """The storage options to reach ``location`` (an output under the data root, say)."""
+        return self.settings.options_for(str(location))
+
     def where(self, run_id: str, name: str = "") -> locations.Location:
         """A run's folder, or a file in it (for messages)."""
         return self.backend.where(run_key(run_id, name) if name else run_id)
@@ -174,8 +178,8 @@ class RunStore:
                 raise RunStateError(f"run {run_id} is held by another process")
             self._rename(run_id, RECORD, DELETING)  # no longer complete, even if we die now
             for path in self.journal_entries(run_key(run_id, JOURNAL)) or self.folders(record):
-                freed += locations.size(path)
-                locations.remove(path)
+                freed += locations.size(path, self.options(path))
+                locations.remove(path, self.options(path))
             freed += self.backend.size(run_id)
             self.backend.delete_tree(run_id)
         return freed
@@ -234,8 +238,8 @@ class RunStore:
         """Deletes the version folders a journal lists; returns those that were there."""
         removed = []
         for path in self.journal_entries(key):
-            if locations.exists(path):
-                locations.remove(path)
+            if locations.exists(path, self.options(path)):
+                locations.remove(path, self.options(path))
                 removed.append(path)
         return removed
 
