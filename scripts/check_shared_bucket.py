@@ -56,7 +56,7 @@ def _host(base: Path, project: Path, name: str) -> tuple[Path, Path]:
     copy.mkdir()
     for item in ("pyproject.toml", "conf", "src", "templates"):
         source = project / item
-        ignore = shutil.ignore_patterns("__pycache__", "local", "credentials*")
+        ignore = shutil.ignore_patterns("__pycache__", "local")  # conf/local (and its credentials) stays behind
         shutil.copytree(source, copy / item, ignore=ignore) if source.is_dir() else shutil.copy(source, copy / item)
     (copy / "conf" / "local").mkdir(exist_ok=True)
     shutil.copytree(project / "data" / "01_raw", copy / "data" / "01_raw")

@@ -99,3 +99,10 @@ def test_the_run_store_works_without_kedro_or_torch_installed():
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_a_dag_file_imports_the_scheduled_steps_without_configuring_kedro():
+    """Kedro configures logging when first imported; a task must apply its own logging config first."""
+    script = "import sys, digit_recognizer.scheduled; print('kedro.framework.project' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr

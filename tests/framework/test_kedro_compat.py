@@ -11,7 +11,7 @@ import inspect
 
 from kedro.io import CachedDataset, MemoryDataset, Version
 
-from digit_recognizer.framework.kedro_compat import RUN_OPTIONS, kedro_run_command, set_version, unwrap
+from digit_recognizer.framework.kedro_compat import kedro_run_command, set_version, unwrap
 from digit_recognizer.framework.run_dataset import RunDataset
 
 from ..conftest import PROJECT_ROOT
@@ -35,7 +35,9 @@ def test_set_version_changes_what_a_made_dataset_loads_and_saves(tmp_path):
 
 
 def test_kedro_run_callback_takes_the_options_of_kedro_run():
-    names = {option.name for option in RUN_OPTIONS}
+    from kedro.framework.cli.project import run
+
+    names = {option.name for option in run.params}
     assert {"pipeline", "pipelines", "env", "params", "runner", "load_versions"} <= names
     assert set(inspect.signature(kedro_run_command()).parameters) == names
 

@@ -20,11 +20,12 @@ import sys
 from typing import Any
 
 import click
+from kedro.framework.cli.project import run as kedro_run
 from kedro.framework.project import pipelines
 
 from digit_recognizer.errors import RunInterrupted, UserError
 from digit_recognizer.framework.console import use_project_console
-from digit_recognizer.framework.kedro_compat import RUN_HELP, RUN_OPTIONS, kedro_run_command
+from digit_recognizer.framework.kedro_compat import kedro_run_command
 
 TRACEBACK_VARIABLE = "DIGIT_RECOGNIZER_TRACEBACK"
 logger = logging.getLogger("digit_recognizer")
@@ -42,12 +43,12 @@ def cli() -> None:
 @cli.command(
     name="run",
     params=[
-        *RUN_OPTIONS,
+        *kedro_run.params,
         click.Option(
             ["--traceback"], is_flag=True, help=f"Show the traceback of a user error too (or {TRACEBACK_VARIABLE}=1)."
         ),
     ],
-    help=RUN_HELP,
+    help=kedro_run.help,
 )
 def run(traceback: bool, **options: Any) -> dict[str, Any]:
     use_project_console()

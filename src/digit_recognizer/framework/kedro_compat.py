@@ -17,10 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kedro.framework.cli.project import run as kedro_run
 from kedro.io import AbstractVersionedDataset, CachedDataset, Version
-
-RUN_OPTIONS, RUN_HELP = kedro_run.params, kedro_run.help  # the options and help of Kedro's own `kedro run`
 
 
 def unwrap(dataset: Any) -> Any:
@@ -36,4 +33,6 @@ def set_version(dataset: AbstractVersionedDataset, version: Version) -> None:
 
 def kedro_run_command() -> Callable[..., Any]:
     """What Kedro's ``kedro run`` does with its options (the click command's callback)."""
-    return kedro_run.callback
+    from kedro.framework.cli.project import run  # Kedro's command line: imported only where a command runs
+
+    return run.callback

@@ -8,6 +8,7 @@ configuration and catalog as ``kedro run --env ENV --params ...`` would see them
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _section(config_loader: Any, key: str) -> dict[str, Any]:
+def section(config_loader: Any, key: str) -> dict[str, Any]:
     """A configuration section as plain data; {} where the project has no such file."""
     try:
         found = config_loader[key]
@@ -46,27 +47,43 @@ def store_settings(config_loader: Any, project: Path | str) -> RunStoreSettings:
     is refused here, before anything is written, naming what to install.
     """
     runtime = getattr(config_loader, "runtime_params", None) or {}
-    data_root = runtime.get("data_root") or _section(config_loader, "globals").get("data_root")
+    data_root = runtime.get("data_root") or section(config_loader, "globals").get("data_root")
     if data_root and locations.is_url(str(data_root)):
         locations.filesystem_class(str(data_root))
-    credentials = _section(config_loader, "credentials").get(CREDENTIALS_KEY)
+    credentials = section(config_loader, "credentials").get(CREDENTIALS_KEY)
     return RunStoreSettings.build(
         project,
         str(data_root) if data_root else None,
-        _section(config_loader, "runstore"),
+        section(config_loader, "runstore"),
         credentials if isinstance(credentials, Mapping) else None,
     )
 
 
-def load_context(project: Path | str, env: str | None = None, params: Mapping[str, Any] | None = None) -> Any:
-    """The project's Kedro context (configuration, catalog) for ``env`` and runtime ``params``, as a run would have."""
+SCHEDULER_STEP_VARIABLE = "DIGIT_RECOGNIZER_SCHEDULER_STEP"  # set while a scheduler's open or close step loads Kedro
+
+
+def load_context(
+    project: Path | str, env: str | None = None, params: Mapping[str, Any] | None = None, step: str | None = None
+) -> Any:
+    """The project's Kedro context (configuration, catalog) for ``env`` and runtime ``params``, as a run would have.
+
+    ``step`` (``open``, ``close``): a scheduler's step, which leaves the tracking plugins out as its
+    tasks do (the settings read ``$DIGIT_RECOGNIZER_SCHEDULER_STEP`` once per process).
+    """
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
     project = Path(project).resolve()
-    bootstrap_project(project)
-    with KedroSession.create(project_path=project, env=env, runtime_params=dict(params or {})) as session:
-        return session.load_context()
+    before = os.environ.get(SCHEDULER_STEP_VARIABLE)
+    if step:
+        os.environ[SCHEDULER_STEP_VARIABLE] = step
+    try:
+        bootstrap_project(project)
+        with KedroSession.create(project_path=project, env=env, runtime_params=dict(params or {})) as session:
+            return session.load_context()
+    finally:
+        if step and before is None:
+            os.environ.pop(SCHEDULER_STEP_VARIABLE, None)
 
 
 def project_store(context: Any) -> RunStore:

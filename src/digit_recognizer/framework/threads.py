@@ -15,9 +15,9 @@ from typing import Any
 
 from digit_recognizer.errors import UserError
 from digit_recognizer.ml.threads import widest
+from digit_recognizer.runstore.layout import TASKS_VARIABLE
 
 CPU_SHARE = "cpu_share"  # the catalog entry
-TASKS_VARIABLE = "DIGIT_RECOGNIZER_TASKS_AT_ONCE"  # a scheduler's word: how many tasks share this machine
 
 
 class RunnerError(UserError, ValueError):

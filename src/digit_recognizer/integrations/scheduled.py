@@ -27,15 +27,11 @@ from typing import Any
 
 import yaml
 
-from digit_recognizer.framework.project import load_context, project_store
-from digit_recognizer.framework.publishers import PagePublisher
-from digit_recognizer.framework.run_dataset import OutputWriteError
-from digit_recognizer.framework.threads import TASKS_VARIABLE
 from digit_recognizer.ml.threads import widest
 from digit_recognizer.report import REPORT_DATASET
 from digit_recognizer.runstore import JOIN_VARIABLE, RunIncompleteError, RunRecord, locations
 from digit_recognizer.runstore.files import WriteError
-from digit_recognizer.runstore.layout import with_new_id
+from digit_recognizer.runstore.layout import TASKS_VARIABLE, with_new_id
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +77,10 @@ def open_run(
     project: str | os.PathLike[str] | None = None,
 ) -> str:
     """Opens a run that will run ``nodes`` of ``pipeline``; returns its id for the tasks."""
+    from digit_recognizer.framework.project import load_context, project_store  # Kedro: only when a step runs
+
     params = kedro_params(params)
-    store = project_store(load_context(project_path(project), env, params))
+    store = project_store(load_context(project_path(project), env, params, step="open"))
     info = {
         "pipelines": [pipeline],
         "nodes": sorted(nodes),
@@ -212,8 +210,12 @@ def close_run(
     running after that, or a run that is not open, raises :class:`RunStateError` and changes
     nothing; abort such a run with ``python -m digit_recognizer.runs abort RUN_ID``.
     """
+    from digit_recognizer.framework.project import load_context, project_store  # Kedro: only when a step runs
+    from digit_recognizer.framework.publishers import PagePublisher
+    from digit_recognizer.framework.run_dataset import OutputWriteError
+
     folder = project_path(project)
-    context = load_context(folder, env, kedro_params(params))
+    context = load_context(folder, env, kedro_params(params), step="close")
     store = project_store(context)
     page = PagePublisher(context.catalog, store.settings)
     try:
@@ -232,20 +234,20 @@ def close_run(
     for line in record.leaderboard_lines():
         logger.info(line)
     logger.info("  report: %s", record.outputs[REPORT_DATASET])
-    _log_to_mlflow(record, path, folder, store.options(store.data_root))
+    _log_to_mlflow(record, path, folder, context.config_loader, store.options(store.data_root))
     return path
 
 
-def _log_to_mlflow(record: RunRecord, path: Path | str, folder: Path, options: dict[str, Any]) -> None:
-    """Logs the whole run as one MLflow run where the [mlflow] extra is installed."""
+def _log_to_mlflow(record: RunRecord, path: Path | str, folder: Path, config: Any, options: dict[str, Any]) -> None:
+    """Logs the whole run as one MLflow run where the [mlflow] extra is installed (``mlflow.yml`` through Kedro)."""
     try:
         import mlflow
     except ImportError:
         return
+    from digit_recognizer.framework.project import section
     from digit_recognizer.integrations import mlflow as tracking
 
-    own = folder / "conf" / (record.env or "local") / "mlflow.yml"  # the run's env, else base
-    settings = yaml.safe_load((own if own.is_file() else folder / "conf" / "base" / "mlflow.yml").read_text()) or {}
+    settings = section(config, "mlflow")
     server = settings.get("server", {})
     uri = str(server.get("mlflow_tracking_uri") or f"sqlite:///{folder / 'mlflow.db'}")
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):

@@ -31,6 +31,7 @@ READS = "reads.json"
 DEFAULT_ROOT = Path("data") / "runs"
 ROOT_VARIABLE = RUNS_DIR_VARIABLE
 JOIN_VARIABLE = "DIGIT_RECOGNIZER_RUN_ID"  # set: this process is a part of that open run
+TASKS_VARIABLE = "DIGIT_RECOGNIZER_TASKS_AT_ONCE"  # a scheduler's word to its task: how many tasks share the machine
 
 
 class RunState(str, Enum):
