@@ -6,8 +6,8 @@ import hashlib
 import io
 import json
 from copy import deepcopy
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 import pandas as pd
 from kedro.io.core import AbstractDataset, DatasetError
@@ -45,8 +45,8 @@ def _quote(data: bytes) -> str:
     return repr(shown) + (f" ... ({len(data):,} bytes in all)" if len(data) > QUOTE_LIMIT else "")
 
 
-def check_csv_text(path: Path) -> tuple[int, str]:
-    """Checks that ``path`` is a plain ASCII text file of reasonable lines; returns its size and sha256.
+def check_csv_text(handle: BinaryIO, path: str | Path) -> tuple[int, str]:
+    """Checks that the open file ``path`` is a plain ASCII text file of reasonable lines; returns its size and sha256.
 
     Reads the file once, a megabyte at a time, so a huge or binary file is refused in bounded
     memory: compressed or binary content, non-ASCII bytes (another encoding) and overlong
@@ -55,66 +55,68 @@ def check_csv_text(path: Path) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
     line, line_length = 1, 0  # the line being read and its length so far
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-        for magic, what in MAGIC.items():
-            if head.startswith(magic):
-                raise InputFileError(
-                    f"{path}: the file is {what}, not a CSV text file; unpack it first "
-                    f"(Kaggle's download is a zip archive holding {path.name})."
-                )
-        if not head:
-            raise InputFileError(f"{path}: the file is empty; expected a CSV header and data rows.")
-        handle.seek(0)
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            if b"\0" in chunk or not chunk.isascii():
-                at = next(i for i, byte in enumerate(chunk) if byte == 0 or byte > 127)
-                before = chunk[:at]
-                bad_line = line + before.count(b"\n")
-                column = at - (before.rfind(b"\n") + 1) + 1 + (line_length if b"\n" not in before else 0)
-                kind = "a NUL byte: binary content" if chunk[at] == 0 else "not ASCII: another text encoding?"
-                raise InputFileError(
-                    f"{path}, line {bad_line}, character {column}: byte 0x{chunk[at]:02x} is {kind}. "
-                    "Expected a plain-text CSV of digits and commas."
-                )
-            pieces = chunk.split(b"\n")
-            lengths = [line_length + len(pieces[0]), *map(len, pieces[1:])]
-            longest = max(lengths[:-1], default=0) if len(pieces) > 1 else 0
-            if max(longest, lengths[-1]) > MAX_LINE_LENGTH:
-                index = next(i for i, n in enumerate(lengths) if n > MAX_LINE_LENGTH)
-                start = pieces[index] if index else pieces[0]
-                raise InputFileError(
-                    f"{path}, line {line + index}: longer than {MAX_LINE_LENGTH:,} characters, more than "
-                    f"any Kaggle row; it starts {_quote(start)}. Expected one image per line."
-                )
-            line += len(pieces) - 1
-            line_length = lengths[-1]
+    name = PurePosixPath(str(path)).name
+    head = handle.read(8)
+    for magic, what in MAGIC.items():
+        if head.startswith(magic):
+            raise InputFileError(
+                f"{path}: the file is {what}, not a CSV text file; unpack it first "
+                f"(Kaggle's download is a zip archive holding {name})."
+            )
+    if not head:
+        raise InputFileError(f"{path}: the file is empty; expected a CSV header and data rows.")
+    handle.seek(0)
+    while chunk := handle.read(CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+        if b"\0" in chunk or not chunk.isascii():
+            at = next(i for i, byte in enumerate(chunk) if byte == 0 or byte > 127)
+            before = chunk[:at]
+            bad_line = line + before.count(b"\n")
+            column = at - (before.rfind(b"\n") + 1) + 1 + (line_length if b"\n" not in before else 0)
+            kind = "a NUL byte: binary content" if chunk[at] == 0 else "not ASCII: another text encoding?"
+            raise InputFileError(
+                f"{path}, line {bad_line}, character {column}: byte 0x{chunk[at]:02x} is {kind}. "
+                "Expected a plain-text CSV of digits and commas."
+            )
+        pieces = chunk.split(b"\n")
+        lengths = [line_length + len(pieces[0]), *map(len, pieces[1:])]
+        longest = max(lengths[:-1], default=0) if len(pieces) > 1 else 0
+        if max(longest, lengths[-1]) > MAX_LINE_LENGTH:
+            index = next(i for i, n in enumerate(lengths) if n > MAX_LINE_LENGTH)
+            start = pieces[index] if index else pieces[0]
+            raise InputFileError(
+                f"{path}, line {line + index}: longer than {MAX_LINE_LENGTH:,} characters, more than "
+                f"any Kaggle row; it starts {_quote(start)}. Expected one image per line."
+            )
+        line += len(pieces) - 1
+        line_length = lengths[-1]
     return size, digest.hexdigest()
 
 
 ARCHIVES = {".zip": "unzip -o {archive} -d {folder}", ".gz": "gunzip -k {archive}"}
 
 
-def _missing(path: Path) -> str:
-    """Why ``path`` is not there, and the one command away where an archive of it lies next to it."""
-    folder = path.parent
-    if not folder.is_dir():
-        return (
-            f"{path}: the raw folder '{folder}' does not exist. Pass the folder that holds Kaggle's "
-            "train.csv, test.csv and sample_submission.csv with --params raw_dir=/path/to/folder."
-        )
-    archives = sorted(p for p in folder.iterdir() if p.suffix in ARCHIVES and p.is_file())
+def _missing(path: Path | str, fs: Any, prefix: str = "") -> str:
+    """Why ``path`` is not there (on ``fs``: a local disk, or a bucket whose URLs start with ``prefix``).
+
+    Names the one command away where an archive of it lies next to it.
+    """
+    folder, name = str(path).rsplit("/", 1)
+    path, shown = f"{prefix}{path}", f"{prefix}{folder}"
+    how = "Pass the folder that holds Kaggle's train.csv, test.csv and sample_submission.csv with --params raw_dir=/path/to/folder."
+    if fs.isfile(folder):
+        return f"{path}: raw_dir '{shown}' is a file, not a folder. {how}"
+    if not fs.isdir(folder):
+        return f"{path}: the raw folder '{shown}' does not exist. {how}"
+    archives = sorted(str(p) for p in fs.ls(folder, detail=False) if Path(str(p)).suffix in ARCHIVES and fs.isfile(p))
     if archives:
-        commands = "; ".join(ARCHIVES[a.suffix].format(archive=a, folder=folder) for a in archives)
-        return (
-            f"{path}: file not found, but '{folder}' holds {', '.join(a.name for a in archives)}: "
-            f"unpack it first ({commands})."
-        )
+        names = [a.rsplit("/", 1)[-1] for a in archives]
+        commands = "; ".join(ARCHIVES[Path(a).suffix].format(archive=f"{prefix}{a}", folder=shown) for a in archives)
+        return f"{path}: file not found, but '{shown}' holds {', '.join(names)}: unpack it first ({commands})."
     return (
-        f"{path}: file not found. Expected Kaggle's '{path.name}' in the raw folder "
-        f"'{folder}'; pass the folder that holds train.csv, test.csv and "
+        f"{path}: file not found. Expected Kaggle's '{name}' in the raw folder "
+        f"'{shown}'; pass the folder that holds train.csv, test.csv and "
         "sample_submission.csv with --params raw_dir=/path/to/folder."
     )
 
@@ -122,9 +124,11 @@ def _missing(path: Path) -> str:
 class KaggleCSVDataset(AbstractDataset[None, pd.DataFrame]):
     """Reads one of Kaggle's digit-recognizer CSV files, failing with a message that names it.
 
-    The loaded frame records its source path in ``frame.attrs["source"]`` so that the
-    validation node can name the file in its own messages. With ``optional: true`` a
-    missing file loads as ``None`` (used for ``solution.csv``, which only the sample ships).
+    The file is a local path or any fsspec URL (``s3://bucket/raw/train.csv``, with
+    ``credentials`` its storage options), read, checked and hashed the same way. The loaded frame
+    records its source in ``frame.attrs["source"]`` so that the validation node can name the file
+    in its own messages. With ``optional: true`` a missing file loads as ``None`` (used for
+    ``solution.csv``, which only the sample ships).
     """
 
     def __init__(
@@ -133,9 +137,12 @@ class KaggleCSVDataset(AbstractDataset[None, pd.DataFrame]):
         filepath: str,
         optional: bool = False,
         load_args: dict[str, Any] | None = None,
+        credentials: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        self._filepath = Path(filepath)
+        self._url = is_url(filepath)
+        self._filepath: Path | str = filepath if self._url else Path(filepath)
+        self._options = dict(credentials or {}) if self._url else {}
         self._optional = optional
         self._load_args = dict(load_args or {})
         self.metadata = metadata
@@ -143,13 +150,22 @@ class KaggleCSVDataset(AbstractDataset[None, pd.DataFrame]):
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "optional": self._optional}
 
+    def _fs(self) -> tuple[Any, str]:
+        """The file's filesystem (the local one, or a bucket's) and its path there."""
+        from digit_recognizer.runstore.locations import filesystem
+
+        return filesystem(str(self._filepath), **self._options)
+
     def load(self) -> pd.DataFrame | None:
         path = self._filepath
-        if not path.is_file():
+        fs, where = self._fs()
+        if not fs.isfile(where):
             if self._optional:
                 return None
-            raise InputFileError(_missing(path))
-        size, digest = check_csv_text(path)
+            prefix = str(path).removesuffix(where) if self._url else ""
+            raise InputFileError(_missing(where if self._url else path, fs, prefix))
+        with fs.open(where, "rb") as handle:
+            size, digest = check_csv_text(handle, path)
         try:
             frame = self._read(path)
         except Exception as exc:  # the CSV parser's own message says which line is wrong
@@ -166,24 +182,27 @@ class KaggleCSVDataset(AbstractDataset[None, pd.DataFrame]):
         A value that is not a number, is missing or overflows the compact type then reaches
         the validation node as it is, and that node names its row and column.
         """
+        options = {"storage_options": self._options} if self._url and self._options else {}
         try:
-            return pd.read_csv(path, **self._load_args)
+            return pd.read_csv(path, **options, **self._load_args)
         except (ValueError, OverflowError):
             if "dtype" not in self._load_args:
                 raise
-        return pd.read_csv(path, **{k: v for k, v in self._load_args.items() if k != "dtype"})
+        return pd.read_csv(path, **options, **{k: v for k, v in self._load_args.items() if k != "dtype"})
 
     def save(self, data: None) -> None:
         raise InputFileError(f"{self._filepath}: raw input files are read-only.")
 
     def preview(self, nrows: int = 5) -> TablePreview:
         """The first rows, for kedro-viz."""
-        if not self._filepath.is_file():
+        if not self._exists():
             return TablePreview({"index": [], "columns": [], "data": []})
-        return TablePreview(pd.read_csv(self._filepath, nrows=nrows).to_dict(orient="split"))
+        options = {"storage_options": self._options} if self._url and self._options else {}
+        return TablePreview(pd.read_csv(self._filepath, nrows=nrows, **options).to_dict(orient="split"))
 
     def _exists(self) -> bool:
-        return self._filepath.is_file()
+        fs, where = self._fs()
+        return bool(fs.isfile(where))
 
 
 MODEL_FORMAT = "digit-recognizer-model"

@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from kedro.framework.hooks import hook_impl
 
 from digit_recognizer.config import check_parameters
@@ -94,6 +95,30 @@ class RunHooks:
     def after_node_run(self, node: Any) -> None:
         if self._builder is not None:
             self._builder.node_finished(node.name)
+
+    def recorded(self) -> set[str]:
+        """The datasets whose loads and saves the record keeps something of: what a remote node reports back."""
+        return self._builder.recorded() if self._builder is not None else set()
+
+    def ran_elsewhere(
+        self,
+        node: str,
+        outputs: list[str],
+        host: str,
+        seconds: float,
+        loaded: dict[str, dict[str, Any]],
+        saved: dict[str, Any],
+    ) -> None:
+        """What a node that another process ran (a Dask worker) read and wrote, as the local hooks would see it."""
+        if self._builder is None or self._session is None:
+            return
+        for name, found in loaded.items():
+            frame = pd.DataFrame(index=range(found["rows"]))  # its size and its file's fingerprint, not its pixels
+            frame.attrs.update(found["attrs"])
+            self._builder.loaded(name, frame)
+        for name in outputs:
+            self._builder.saved(name, saved.get(name), self._session.file(name))
+        self._builder.node_ran(node, seconds, host)
 
     @hook_impl(tryfirst=True)  # before kedro-mlflow closes its MLflow run
     def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any) -> None:

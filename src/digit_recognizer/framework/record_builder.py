@@ -80,7 +80,18 @@ class RecordBuilder:
 
     def node_finished(self, name: str) -> None:
         seconds = time.perf_counter() - self._node_started.pop(name, time.perf_counter())
-        self.nodes.append({"node": name, "seconds": round(seconds, 4), "peak_rss_mb": round(peak_rss_mb(), 1)})
+        self.node_ran(name, seconds, socket.gethostname(), peak_rss_mb())
+
+    def node_ran(self, name: str, seconds: float, host: str, peak_mb: float | None = None) -> None:
+        """A node's time and the host it ran on (another process's, for a node a Dask worker ran)."""
+        entry = {"node": name, "seconds": round(seconds, 4), "host": host}
+        if peak_mb is not None:
+            entry["peak_rss_mb"] = round(peak_mb, 1)
+        self.nodes.append(entry)
+
+    def recorded(self) -> set[str]:
+        """The datasets whose loads or saves the record keeps something of (inputs, metrics)."""
+        return {name for name, role in self.roles.items() if role.get("record") in ("input", "metrics")}
 
     def build(self, run_id: str, run_params: dict[str, Any], node_names: list[str], reads: dict[str, str]) -> RunRecord:
         finished = time.time()

@@ -30,6 +30,7 @@ versioned dataset and loads the newest version folder.
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -39,7 +40,7 @@ from kedro.io.core import AbstractDataset, AbstractVersionedDataset, DatasetErro
 
 from digit_recognizer.errors import UserError
 from digit_recognizer.framework.kedro_compat import set_version
-from digit_recognizer.runstore.files import WriteError, atomic_write
+from digit_recognizer.runstore.files import WriteError, atomic_write, remove
 from digit_recognizer.runstore.locations import Location, is_url
 
 
@@ -122,9 +123,9 @@ class RunDataset(AbstractVersionedDataset[Any, Any]):
 
     def save(self, data: Any) -> None:
         final = self._location(self._get_save_path())  # refuses a version folder that is already there
+        if self._journal is not None:
+            self._journal(self._folder_of(final))
         if self._protocol:  # one PUT: the object appears whole or not at all
-            if self._journal is not None:
-                self._journal(str(final).rsplit("/", 1)[0])
             try:
                 self._at(final).save(data)
             except Exception as exc:  # a refused credential, a missing bucket, the network
@@ -133,13 +134,39 @@ class RunDataset(AbstractVersionedDataset[Any, Any]):
             if hasattr(self, "_fs"):
                 self._fs.invalidate_cache()
             return
-        if self._journal is not None:
-            self._journal(final.parent)
         try:
             with atomic_write(final, f"dataset '{self._name}'") as temporary:
                 self._at(temporary).save(data)
         except WriteError as exc:  # Kedro passes a DatasetError on as it is: the message stays one line
             raise OutputWriteError(str(exc)) from exc
+
+    def _folder_of(self, file: Location) -> Location:
+        return str(file).rsplit("/", 1)[0] if self._protocol else Path(file).parent
+
+    def for_worker(self, write: bool) -> RunDataset:
+        """A copy that another process (a Dask worker) loads or saves with; the run's journal is not sent along.
+
+        With ``write``, the version folder it will write is noted in this run's journal now, so the
+        run rolls it back whatever happens to the worker.
+        """
+        save = self.resolve_save_version()
+        if write and self._journal is not None and save is not None:
+            self._journal(self._folder_of(self.file(save)))
+        copied = copy.copy(self)
+        copied._journal = None
+        copied.__dict__.pop("preview", None)  # a closure over this object: kedro-viz's, not a worker's
+        return copied
+
+    def discard_saved(self) -> None:
+        """Deletes this run's version of the dataset, left by an earlier attempt of the node that writes it."""
+        save = self.resolve_save_version()
+        if save is not None and self.exists_version(save):
+            folder = self._folder_of(self.file(save))
+            if self._protocol:
+                self._fs.rm(str(folder), recursive=True)
+                self._fs.invalidate_cache()
+            else:
+                remove(Path(folder))
 
     def _exists(self) -> bool:
         try:
