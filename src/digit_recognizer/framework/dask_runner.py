@@ -105,6 +105,9 @@ class DaskRunner(AbstractRunner):
     def __init__(self, is_async: bool = False) -> None:
         super().__init__(is_async=False)
 
+    def _get_executor(self, max_workers: int) -> None:
+        return None  # the cluster is the executor
+
     def _run(self, pipeline: Pipeline, catalog: Any, hook_manager: Any = None, run_id: str | None = None) -> None:
         from distributed import Client, as_completed
 
@@ -150,13 +153,16 @@ class DaskRunner(AbstractRunner):
         """The cluster dask's configuration names (``DASK_SCHEDULER_ADDRESS``), else a LocalCluster sized to the machine."""
         import dask
 
+        logging.getLogger("distributed").setLevel(logging.WARNING)  # distributed sets INFO when first imported
         address = dask.config.get("scheduler-address", None) or dask.config.get("scheduler_address", None)
         if address:
             self._logger.info("Running the nodes on the Dask cluster at %s", address)
             return client_class(address), None
         from distributed import LocalCluster
 
-        cluster = LocalCluster(n_workers=available_cpus(), threads_per_worker=1, dashboard_address=None)
+        cluster = LocalCluster(
+            n_workers=available_cpus(), threads_per_worker=1, dashboard_address=None, silence_logs=logging.WARNING
+        )
         self._logger.info("Running the nodes on a local Dask cluster of %d workers", available_cpus())
         return client_class(cluster), cluster
 

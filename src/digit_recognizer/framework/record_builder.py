@@ -95,7 +95,7 @@ class RecordBuilder:
 
     def build(self, run_id: str, run_params: dict[str, Any], node_names: list[str], reads: dict[str, str]) -> RunRecord:
         finished = time.time()
-        folders = {str(Path(found["path"]).parent) for found in self.inputs.values()}
+        folders = {str(locations.parent(found["path"])) for found in self.inputs.values()}
         return RunRecord(
             run_id=run_id,
             started=iso_time(self.started),
