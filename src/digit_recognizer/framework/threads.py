@@ -42,8 +42,9 @@ def cpu_share(runner: str, pipeline: Any, environ: Any = os.environ) -> int:
         raise RunnerError(
             "--runner ParallelRunner cannot run this project: a run's outputs are versioned, journalled and "
             "rolled back by this process, which other processes cannot share. Use --runner ThreadRunner (nodes "
-            "in threads; threads: auto divides the CPUs among the trainings that run at once) or a scheduler "
-            "(docs/airflow.md)."
+            "in threads; threads: auto divides the CPUs among the trainings that run at once), --runner "
+            "digit_recognizer.framework.dask_runner.DaskRunner (nodes on a Dask cluster; docs/dask.md) or a "
+            "scheduler (docs/airflow.md)."
         )
     given = str(environ.get(TASKS_VARIABLE, "")).strip()
     if given:
