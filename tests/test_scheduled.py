@@ -381,3 +381,25 @@ def test_kedro_run_joins_an_open_run_from_the_command_line(project):
     record = json.loads(close_run(run_id, project=project).read_text())
     assert record["nodes"] == sorted(nodes) and record["reads"] == {}
     assert sorted(record["outputs"]) == ["run_report", "split", "validated_test", "validated_train"]
+
+
+def test_the_default_dag_trains_each_architecture_in_a_task_of_its_own(tmp_path):
+    """Memory grouping must not fold independent trainings into one task: N workers train N models at once."""
+    result = kedro(
+        PROJECT_ROOT,
+        *("airflow", "create", "--pipelines", "__default__", "--env", "airflow", "--group-by", "memory"),
+        *("-j", str(TEMPLATE), "-t", str(tmp_path)),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    [dag_file] = tmp_path.glob("*.py")
+    trainings = {
+        task: [n for n in nodes if n.endswith((".train_model", ".fit_model"))]
+        for task, nodes in dag_tasks(dag_file).items()
+    }
+    trained = sorted(n for nodes in trainings.values() for n in nodes)
+    assert trained == sorted(
+        f"{a}.{'fit' if a == 'centroid' else 'train'}_model" for a in ("centroid", "cnn", "conv", "linear", "mlp")
+    )
+    assert all(len(nodes) <= 1 for nodes in trainings.values()), trainings
+    dependencies = dag_dependencies(dag_file)
+    assert tasks_at_once(dependencies, nodes=dag_tasks(dag_file)) >= 5  # the five trainings can run at once
