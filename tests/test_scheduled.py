@@ -106,7 +106,7 @@ def test_what_crosses_tasks_is_persisted(conv_dag, project):
     task_of = {node: i for i, nodes in enumerate(tasks) for node in nodes}
     pipeline = register_pipelines()["conv"]
     bootstrap_project(project)
-    with KedroSession.create(project_path=project) as session:
+    with KedroSession.create(project_path=project, env="airflow") as session:  # the DAG's env
         catalog = session.load_context().catalog
     for node in pipeline.nodes:
         for dataset in node.inputs:
