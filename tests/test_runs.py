@@ -127,9 +127,13 @@ def test_runs_command_lists_and_finds_the_latest_submission(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == f"data/07_model_output/conv/submission.csv/{RUN}/submission.csv"
     assert main(["--runs-dir", str(root), "pin", RUN]) == 0
     main(["--runs-dir", str(root), "list"])
-    lines = capsys.readouterr().out.splitlines()[1:]
-    assert lines[0] == f"2026-11-28T02.30.00.000Z  live: running now on {socket.gethostname()} (pid {os.getpid()})"
-    assert lines[1].startswith(RUN) and "conv 0.9900 (pinned)" in lines[1] and len(lines) == 3
+    header, *rows = capsys.readouterr().out.splitlines()[1:]
+    assert header.split() == ["RUN", "ID", "STATE", "PIPELINES", "MODEL", "VALIDATION", "TEST", "NOTE"]
+    assert rows[0].split()[:2] == ["2026-11-28T02.30.00.000Z", "running"]
+    assert rows[0].endswith(f"on {socket.gethostname()}, pid {os.getpid()}")
+    assert rows[1].split()[:2] == [RUN, "complete"] and rows[1].split()[-4:] == ["conv", "-", "0.9900", "pinned"]
+    assert header.index("TEST") == rows[1].index("0.9900")  # the test score in the TEST column
+    assert len(rows) == 3
     assert main(["--runs-dir", str(root), "latest", "--submission", "mlp"]) == 1
 
 

@@ -281,7 +281,8 @@ def test_open_runs_survive_cleanup_and_retention_until_aborted(tmp_path, capsys,
 
     assert main(["--runs-dir", str(store.root), "list"]) == 0
     listed = capsys.readouterr().out
-    assert "2026-11-27T01.00.00.000Z  conv  open since 2026-" in listed
+    assert listed.splitlines()[1].split()[:3] == ["2026-11-27T01.00.00.000Z", "open", "conv"]
+    assert "open since 2026-" in listed
     assert "0 parts done (airflow d manual__1)" in listed
     assert main(["--runs-dir", str(store.root), "close", "2026-11-27T01.00.00.000Z"]) == 1
     assert "incomplete: no task has run a" in capsys.readouterr().err

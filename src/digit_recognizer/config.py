@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from digit_recognizer.errors import UserError
 from digit_recognizer.ml.models import ARCHITECTURES
-from digit_recognizer.ml.registry import Options, architecture, ensemble_candidates
+from digit_recognizer.ml.registry import Options, architecture, ensemble_candidates, member_outputs
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -118,6 +118,16 @@ class TrainingConfig(Block):
 
 class EnsembleConfig(Block):
     """Which trained members to average, by namespace."""
+
+    @classmethod
+    def unused_inputs(cls, parameters: dict[str, Any]) -> set[str]:
+        """What the ensemble's nodes take but do not use: the outputs of candidates that are not members.
+
+        The nodes take every candidate's outputs by name and average the members the parameters
+        choose; a run reads (and needs) only those members' outputs.
+        """
+        members = set((parameters.get("ensemble") or {}).get("members") or ensemble_candidates())
+        return {name for c in ensemble_candidates() if c not in members for name in member_outputs(c)}
 
     members: list[str] = Field(min_length=2)
 

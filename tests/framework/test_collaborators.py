@@ -122,9 +122,9 @@ def test_the_settings_come_from_the_configuration_and_the_operators_variables(tm
     from digit_recognizer.runstore import SettingsError
 
     for folder, files in {
-        "base": {"globals.yml": "data_root: data\n", "runstore.yml": "lease_ttl: 30\nretries: 3\n"},
+        "base": {"globals.yml": "data_root: data\n", "runstore.yml": "lease_ttl: 30\nretries: 1\n"},
         "local": {
-            "runstore.yml": "lease_ttl: 7\n",
+            "runstore.yml": "lease_ttl: 20\n",
             "credentials.yml": "data_root: {key: the-key-id, secret: the-secret-value}\n",
         },
     }.items():
@@ -139,10 +139,10 @@ def test_the_settings_come_from_the_configuration_and_the_operators_variables(tm
         config_patterns={"runstore": ["runstore*"]},
     )
     settings = store_settings(loader, tmp_path)
-    assert (settings.lease_ttl, settings.retries, settings.data_root) == (7, 3, "s3://bucket/x")
+    assert (settings.lease_ttl, settings.retries, settings.data_root) == (20, 1, "s3://bucket/x")
     assert settings.runs_root == "s3://bucket/x/runs"
     options = settings.options_for("s3://bucket/x/runs")
-    assert options["key"] == "the-key-id" and options["config_kwargs"]["read_timeout"] == 10
+    assert options["key"] == "the-key-id" and options["config_kwargs"]["read_timeout"] == 5
     assert "key" not in settings.options_for("gs://other/y")  # the data root's credentials go nowhere else
     assert "the-secret-value" not in json.dumps(settings.model_dump(mode="json")) + repr(settings)  # never written out
 
@@ -154,6 +154,26 @@ def test_the_settings_come_from_the_configuration_and_the_operators_variables(tm
         RunStoreSettings.build(tmp_path, config={"lease_ttl": 0}, environ={})
     with pytest.raises(SettingsError, match=r"leese_ttl: Extra inputs are not permitted"):
         RunStoreSettings.build(tmp_path, config={"leese_ttl": 3}, environ={})
+
+
+def test_a_request_never_outlives_the_lease_it_writes_under():
+    from digit_recognizer.runstore import SettingsError
+
+    default = RunStoreSettings.build(environ={})
+    assert default.request_limit <= default.lease_ttl * 2 / 3  # 2 x (3 + 5) s + 1 s = 17 s <= 20 s
+    assert default.options_for("s3://b/x")["config_kwargs"] == {
+        "connect_timeout": 3.0,
+        "read_timeout": 5.0,
+        "retries": {"max_attempts": 2, "mode": "standard"},
+    }
+    for ttl in (1.5, 3.0, 12.0):  # a shorter lease (an operator's, a test's): the default waits shrink to fit
+        fitted = RunStoreSettings.build(environ={"DIGIT_RECOGNIZER_LEASE_TTL": str(ttl)})
+        assert 0 < fitted.request_limit <= ttl * 2 / 3 + 1e-9, (ttl, fitted)
+        assert fitted.connect_timeout < fitted.read_timeout
+    with pytest.raises(SettingsError, match=r"connect_timeout, read_timeout, retries: one request may wait up to 27 s"):
+        RunStoreSettings.build(config={"retries": 3}, environ={})  # set, and too long for a 30 s lease
+    assert RunStoreSettings.build(config={"lease_ttl": 60, "retries": 3}, environ={}).retries == 3
+    assert "2 attempts of 3 s to connect and 5 s for an answer, 17 s in all" in default.waits()
 
 
 def test_the_cpu_share_counts_only_the_nodes_that_take_it():

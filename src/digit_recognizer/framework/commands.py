@@ -86,22 +86,58 @@ class Project:
         return publish
 
 
-def _describe(store: RunStore, run_id: str, state: RunState) -> str:
-    """One line of ``runs list``: a complete run's pipelines and scores, an open run's scheduler, else its state."""
+_COLUMNS = ("RUN ID", "STATE", "PIPELINES", "MODEL", "VALIDATION", "TEST", "NOTE")
+
+
+def _rows(store: RunStore, run_id: str, state: RunState) -> list[tuple[str, ...]]:
+    """``runs list``'s rows for one run: a complete run's models (validation and test scores), else its state."""
     if state is RunState.COMPLETE:
         record = store.record(run_id)
-        scores = ", ".join(f"{key} {record.score(key):.4f}" for key in record.metrics if record.score(key) is not None)
-        pinned = " (pinned)" if store.is_pinned(run_id) else ""
-        return f"{run_id}  {','.join(record.pipelines)}  {scores}{pinned}"
+        pinned = "pinned" if store.is_pinned(run_id) else ""
+        pipelines = ",".join(record.pipelines)
+        models = [
+            (key, row.get("validation_accuracy"), row.get("test_score"))
+            for key, row in sorted(record.metrics.items(), key=lambda item: -(item[1].get("validation_accuracy") or 0))
+        ]
+        if not models:  # a predict-only run: submissions from an earlier run's models
+            return [(run_id, "complete", pipelines, ",".join(record.submissions) or "-", "-", "-", "predictions only")]
+        return [
+            (
+                run_id if i == 0 else "",
+                "complete" if i == 0 else "",
+                pipelines if i == 0 else "",
+                key,
+                _score(valid),
+                _score(test),
+                pinned if i == 0 else "",
+            )
+            for i, (key, valid, test) in enumerate(models)
+        ]
     if state is RunState.OPEN:
         info = next((i for i in store.open_runs() if i.get("run_id") == run_id), {"run_id": run_id})
-        return f"{run_id}  {','.join(info.get('pipelines', []))}  {describe_open(store, info)}"
+        return [(run_id, "open", ",".join(info.get("pipelines", [])), "", "", "", describe_open(store, info))]
     if state is RunState.LIVE:
         live = next((found for found in store.live() if found["run_id"] == run_id), {})
-        where = f" on {live['host']} (pid {live.get('pid')})" if live.get("host") else ""
-        return f"{run_id}  live: running now{where}"
-    notes = {RunState.DEAD: "dead (killed); the next run or retention deletes what it wrote"}
-    return f"{run_id}  {state.value}" + (f": {notes[state]}" if state in notes else "")
+        where = f"on {live['host']}, pid {live.get('pid')}" if live.get("host") else ""
+        return [(run_id, "running", "", "", "", "", where)]
+    notes = {
+        RunState.DEAD: "killed or cut off before it finished; the next run or retention deletes what it wrote",
+        RunState.ABORTING: "being aborted",
+        RunState.DELETING: "being deleted by retention",
+    }
+    return [(run_id, state.value, "", "", "", "", notes.get(state, ""))]
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in [_COLUMNS, *rows]) for i in range(len(_COLUMNS))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [_COLUMNS, *rows]
+    ]
 
 
 def _fail(message: str) -> None:
@@ -159,9 +195,16 @@ def runs(ctx: click.Context, env: str | None, data_root: str | None, runs_dir: s
 
 @_command(name="list")
 def list_runs(project: Project) -> None:
-    """Every run, newest first: complete ones with their scores, and any other's state."""
-    for run_id, state in project.store.runs():
-        click.echo(_describe(project.store, run_id, state))
+    """Every run, newest first: a complete run's models with their validation and test scores, any other's state."""
+    store = project.store
+    found = store.runs()
+    if not found:
+        there = "" if store.backend.exists("") or locations.is_url(store.root) else " (no such folder)"
+        click.echo(f"no runs under {store.root}{there}; runs elsewhere are found with --data-root or --env")
+        return
+    rows = [row for run_id, state in found for row in _rows(store, run_id, state)]
+    for line in _table(rows):
+        click.echo(line)
 
 
 @_command()

@@ -49,3 +49,35 @@ def plain_logs_when_piped() -> None:
             root.removeHandler(handler)
             root.addHandler(plain)
             sys.excepthook = sys.__excepthook__  # undo rich.traceback.install
+
+
+class _NoResumeHints(logging.Filter):
+    """Drops Kedro's advice after a failed node ("No nodes ran. Repeat the previous command", "--from-nodes").
+
+    Here a run is all or nothing: a failed run was rolled back whole (the project's hooks say
+    what they deleted), so there is nothing to resume from, and a data error was refused before
+    anything was written. The hooks' own line says what is true.
+    """
+
+    HINTS = ("No nodes ran. Repeat the previous command", "You can resume the pipeline run from the nearest nodes")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        return not (message.startswith(self.HINTS[0]) or self.HINTS[1] in message)
+
+
+RUNNER_LOGGERS = (
+    "kedro.runner.sequential_runner",
+    "kedro.runner.thread_runner",
+    "kedro.runner.parallel_runner",
+    "kedro.runner.runner",
+    "digit_recognizer.framework.dask_runner",
+)
+
+
+def hide_resume_hints() -> None:
+    """Installs :class:`_NoResumeHints` on the loggers of Kedro's runners (and the project's), once."""
+    for name in RUNNER_LOGGERS:
+        found = logging.getLogger(name)
+        if not any(isinstance(existing, _NoResumeHints) for existing in found.filters):
+            found.addFilter(_NoResumeHints())

@@ -25,14 +25,15 @@ from typing import Any
 import pandas as pd
 from kedro.framework.hooks import hook_impl
 
-from digit_recognizer.config import check_parameters
+from digit_recognizer.config import EnsembleConfig, check_parameters
+from digit_recognizer.framework.console import hide_resume_hints
 from digit_recognizer.framework.project import plain, store_settings
 from digit_recognizer.framework.publishers import PagePublisher, announce, publish_to_mlflow
 from digit_recognizer.framework.record_builder import RecordBuilder, roles
 from digit_recognizer.framework.run_session import RunSession
 from digit_recognizer.framework.stop_signals import StopSignals
 from digit_recognizer.framework.threads import CPU_SHARE, cpu_share
-from digit_recognizer.runstore import JOIN_VARIABLE, RunStore, RunStoreSettings
+from digit_recognizer.runstore import JOIN_VARIABLE, RollbackIncomplete, RunStore, RunStoreSettings
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class RunHooks:
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
+        hide_resume_hints()  # a run is all or nothing: Kedro's "--from-nodes" advice does not apply
         self._project = Path(context.project_path)
         self._parameters = check_parameters(plain(context.config_loader["parameters"]))  # defaults filled in
         self._settings = store_settings(context.config_loader, self._project)
@@ -64,6 +66,8 @@ class RunHooks:
                 "Nodes that train or predict may run %d at once: threads: auto divides the CPUs among them", share
             )
         self._settings = settings = self._settings or RunStoreSettings.build(self._project)
+        for name in EnsembleConfig.unused_inputs(self._parameters) & pipeline.inputs():
+            catalog[name] = None  # an ensemble candidate that is not a member: neither read nor needed
         self._session = RunSession(RunStore.from_settings(settings), joined)
         self._session.start(run_params, pipeline, catalog)
         known = {name for name in pipeline.datasets() if name in catalog and not name.startswith("params:")}
@@ -158,7 +162,11 @@ class RunHooks:
     def _roll_back(self, what: str) -> None:
         """Deletes what the run (or this part of an open run) wrote, and says so."""
         session = self._session
-        removed = session.roll_back() if session is not None else None
+        try:
+            removed = session.roll_back() if session is not None else None
+        except RollbackIncomplete as exc:  # the store stopped answering: say what is left, and who removes it
+            logger.error("%s %s after %.1f s; %s", "Part" if session.is_part else "Run", what, session.elapsed, exc)
+            return
         if removed is None:
             return
         if session.is_part:
@@ -173,7 +181,8 @@ class RunHooks:
             )
             return
         logger.error(
-            "Run %s %s after %.1f s; deleted the %d version folders it had written, so earlier results stay the latest.",
+            "Run %s %s after %.1f s; deleted the %d version folders it had written, so earlier results stay the "
+            "latest. Nothing to resume: a run is all or nothing; run the command again once the cause is fixed.",
             session.run_id,
             what,
             session.elapsed,

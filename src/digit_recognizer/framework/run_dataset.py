@@ -77,9 +77,11 @@ class RunDataset(AbstractVersionedDataset[Any, Any]):
             from kedro.io.core import get_protocol_and_path
 
             self._protocol, path = get_protocol_and_path(filepath)
-            fs = fsspec.filesystem(self._protocol, **(credentials or {}))
-            functions = {"exists_function": fs.exists, "glob_function": fs.glob}
-            self._fs = fs
+            self._fs = fsspec.filesystem(self._protocol, **(credentials or {}))
+            functions = {
+                "exists_function": lambda path: self._fs.exists(path),
+                "glob_function": lambda pattern: self._fs.glob(pattern),
+            }
         else:
             path = filepath.removeprefix("file://")
         super().__init__(filepath=PurePosixPath(path), version=version or Version(None, None), **functions)
@@ -96,6 +98,14 @@ class RunDataset(AbstractVersionedDataset[Any, Any]):
         self._name = name
         set_version(self, Version(load, save))
         self._journal = journal
+
+    def use_options(self, options: dict[str, Any]) -> None:
+        """Reaches an object store with these storage options (the run store's: credentials and bounded waits)."""
+        if self._protocol:
+            from digit_recognizer.runstore.locations import filesystem
+
+            self._config["credentials"] = dict(options)
+            self._fs = filesystem(str(self.folder), **options)[0]
 
     def _location(self, path: Any) -> Location:
         """A path Kedro computed, as a local Path or a URL."""

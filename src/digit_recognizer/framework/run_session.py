@@ -23,7 +23,16 @@ from kedro.pipeline import Pipeline
 from digit_recognizer.framework.kedro_compat import unwrap
 from digit_recognizer.framework.run_dataset import RunDataset
 from digit_recognizer.framework.versions import VersionPlan, plan_versions
-from digit_recognizer.runstore import LiveRun, RunPart, RunRecord, RunStateError, RunStore, locations, part_name
+from digit_recognizer.runstore import (
+    LiveRun,
+    RollbackIncomplete,
+    RunPart,
+    RunRecord,
+    RunStateError,
+    RunStore,
+    locations,
+    part_name,
+)
 from digit_recognizer.runstore.layout import with_new_id
 
 logger = logging.getLogger(__name__)
@@ -92,6 +101,8 @@ class RunSession:
             self.run_id, (self.live, self.plan) = with_new_id(claim, run_params["run_id"])
         for name, dataset in datasets.items():
             dataset.bind(name, self.plan.loads[name], self.run_id, self.live.journal)
+            if locations.is_url(dataset.folder):  # the store's bounded waits for the outputs too
+                dataset.use_options(self.store.settings.options_for(str(dataset.folder)))
 
     def file(self, name: str) -> locations.Location | None:
         """The file the run wrote for ``name``, when the run versions it."""
@@ -104,10 +115,14 @@ class RunSession:
             if before is not None:
                 before(record)
             path = self.live.commit(record)
-        except BaseException:
-            self.live.abort()
-            self.live = None
-            raise
+        except BaseException as exc:
+            try:
+                self.live.abort()
+            except RollbackIncomplete as incomplete:  # the cause stays the error; what is left is said here
+                logger.error("Run %s: %s", self.run_id, incomplete)
+            finally:
+                self.live = None
+            raise exc
         if isinstance(self.live, RunPart):
             self._part = self.live.part
         self.live = None

@@ -91,6 +91,11 @@ def ensemble_candidates() -> dict[str, str]:
     return {namespace: entry.name for entry in ARCHITECTURES.values() for namespace in entry.ensemble}
 
 
+def member_outputs(namespace: str) -> list[str]:
+    """What the ensemble reads of one candidate: its probabilities on the validation split and the test set, its summary."""
+    return [f"{namespace}_validation_probabilities", f"{namespace}_test_probabilities", f"{namespace}_summary"]
+
+
 def build_model(name: str, **options: Any) -> nn.Module:
     """A freshly initialised model of the named architecture, its options checked and defaults filled in."""
     entry = architecture(name)

@@ -43,6 +43,10 @@ class Claim(ABC):
     @abstractmethod
     def release(self) -> None: ...
 
+    def abandon(self) -> None:
+        """Lets go without asking the store (it does not answer); an object store's lease then expires by itself."""
+        self.release()
+
 
 class Backend(ABC):
     """Whole objects, new run folders and claims under one root; keys are ``/``-separated."""
@@ -196,6 +200,9 @@ class _LeaseClaim(Claim):
     def release(self) -> None:
         self.lease.release()
 
+    def abandon(self) -> None:
+        self.lease.abandon()
+
 
 class StoreError(UserError, RuntimeError):
     """An object store lacks a property the run store needs (conditional writes)."""
@@ -214,7 +221,10 @@ class ObjectBackend(Backend):
 
         settings = settings or RunStoreSettings.build()
         self.root = url.rstrip("/")
-        self.objects = Objects(self.root, **settings.options_for(self.root))
+        options = settings.options_for(self.root)
+        self.objects = Objects(
+            self.root, context=settings.context_for(self.root), patience=settings.patience, **options
+        )
         self.ttl, self.skew = settings.lease_ttl, settings.clock_skew
         self.grace = self.ttl + self.skew + 1.0
         self._journals: dict[str, bytes] = {}  # the journals this backend wrote, as it wrote them
@@ -229,9 +239,7 @@ class ObjectBackend(Backend):
         return None if found is None else found[0]
 
     def exists(self, key: str) -> bool:
-        fs, path = self.objects.fs, self.objects.path(key)
-        fs.invalidate_cache(path)
-        return bool(fs.exists(path))
+        return self.objects.exists(key)
 
     def write(self, key: str, data: bytes, what: str) -> None:
         from digit_recognizer.runstore.files import WriteError, os_reason
@@ -264,20 +272,10 @@ class ObjectBackend(Backend):
         self.objects.fs.invalidate_cache()
 
     def size(self, prefix: str) -> int:
-        try:
-            return int(self.objects.fs.du(self.objects.path(prefix)))
-        except FileNotFoundError:
-            return 0
+        return self.objects.size(prefix)
 
     def names(self, prefix: str = "") -> list[str]:
-        fs, base = self.objects.fs, self.objects.path(prefix).rstrip("/")
-        fs.invalidate_cache(base)
-        try:
-            found = fs.ls(base, detail=False, refresh=True)
-        except FileNotFoundError:
-            return []
-        names = {str(path).rstrip("/").rsplit("/", 1)[-1] for path in found}
-        return sorted(name for name in names if name and not name.startswith("."))
+        return self.objects.names(prefix)
 
     def _lease(self, key: str):
         from digit_recognizer.runstore.objects import Lease
@@ -295,13 +293,16 @@ class ObjectBackend(Backend):
         if self._verified:
             return
         key = f".probe/{uuid.uuid4().hex}"
+        created = again = False
+        found = stale = None
         try:
             created = self.objects.create(key, b"1")
             again = self.objects.create(key, b"2")
             found = self.objects.get(key)
             stale = self.objects.replace(key, b"3", "0" * 32) if found else None
         finally:
-            self.objects.delete(key)
+            if created:
+                self.objects.delete(key)
         problems = []
         if not created or found is None:
             problems.append("a conditional create (If-None-Match: *) of a new object failed")

@@ -53,6 +53,19 @@ class RunIncompleteError(RunStateError):
     """An open run cannot be committed: a node has not run, or its parts disagree."""
 
 
+class RollbackIncomplete(UserError, RuntimeError):  # noqa: N818 (what happened to the rollback)
+    """A rollback could not delete everything (the store stopped answering): it names what is left and who removes it."""
+
+    def __init__(self, what: str, removed: list, left: list, reason: str, when: str) -> None:
+        self.removed, self.left, self.reason = removed, left, reason
+        shown = ", ".join(str(path) for path in left[:3]) + (f" and {len(left) - 3} more" if len(left) > 3 else "")
+        super().__init__(
+            f"{what} could not be rolled back whole: {reason}. Deleted {len(removed)} version folders; "
+            f"could not delete {len(left)}{': ' + shown if left else ''}. It is not a complete run and never "
+            f"'latest'; the next run or `kedro runs retention` removes what is left {when}"
+        )
+
+
 def run_key(*parts: str) -> str:
     return "/".join(parts)
 

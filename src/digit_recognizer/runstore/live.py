@@ -7,10 +7,12 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 
 from digit_recognizer.runstore import locations
 from digit_recognizer.runstore.backends import Claim
-from digit_recognizer.runstore.layout import JOURNAL, LOCK, PARTS, READS, RECORD, RunStateError
+from digit_recognizer.runstore.faults import explain
+from digit_recognizer.runstore.layout import JOURNAL, LOCK, PARTS, READS, RECORD, RollbackIncomplete, RunStateError
 from digit_recognizer.runstore.record import RunRecord
 from digit_recognizer.runstore.store import RunStore
 
@@ -28,7 +30,7 @@ class LiveRun:
             f"{run_id}/{RECORD}",
         )
         self._claim: Claim | None = None
-        self._written: set[str] = set()
+        self._written: dict[str, locations.Location] = {}  # journalled by this process, in order
 
     @property
     def dir(self) -> locations.Location:
@@ -53,7 +55,7 @@ class LiveRun:
         self.check()
         if str(version_dir) in self._written:
             return
-        self._written.add(str(version_dir))
+        self._written[str(version_dir)] = version_dir
         self.store.backend.append(self.journal_key, str(version_dir))
 
     def commit(self, record: RunRecord) -> locations.Location:
@@ -66,11 +68,38 @@ class LiveRun:
         return self.record_path
 
     def abort(self) -> list[locations.Location]:
-        """Deletes everything the run wrote, then its folder."""
-        removed = self.store.delete_journal(self.journal_key)
-        self.store.backend.delete_tree(self.run_id)
-        self._release()
-        return removed
+        """Deletes everything the run wrote, then its folder.
+
+        When the store stops answering, the rollback still ends: it lets go of the claim (a lease
+        then expires by itself) and raises :class:`RollbackIncomplete` naming what is left.
+        """
+        return self._roll_back(lambda: self.store.backend.delete_tree(self.run_id), f"run {self.run_id}")
+
+    def _roll_back(self, finish: Callable[[], None], what: str) -> list[locations.Location]:
+        folders = self._folders()
+        removed, left, fault = self.store.delete_folders(folders)
+        if fault is None:
+            try:
+                finish()
+            except Exception as exc:
+                fault = explain(exc, self.store.settings.context_for(str(self.dir))) or exc
+        if fault is None:
+            self._release()
+            return removed
+        if self._claim is not None:
+            self._claim.abandon()
+            self._claim = None
+        backend = self.store.backend
+        when = (
+            f"once its lease expires ({backend.grace:.0f} s after its last renewal)"
+            if backend.grace
+            else "(this process no longer holds it)"
+        )
+        raise RollbackIncomplete(what, removed, left, str(fault).splitlines()[0], when) from fault
+
+    def _folders(self) -> list[locations.Location]:
+        """What the journal lists, as this process wrote it: known without asking a store that may not answer."""
+        return list(self._written.values())
 
     def _release(self) -> None:
         if self._claim is not None:
@@ -120,7 +149,6 @@ class RunPart(LiveRun):
         return self.record_path
 
     def abort(self) -> list[locations.Location]:
-        removed = self.store.delete_journal(self.journal_key)
-        self.store.backend.delete(self.journal_key)
-        self._release()
-        return removed
+        return self._roll_back(
+            lambda: self.store.backend.delete(self.journal_key), f"part {self.part} of run {self.run_id}"
+        )

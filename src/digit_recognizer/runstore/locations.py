@@ -62,9 +62,12 @@ def filesystem(url: str, **options):
     import fsspec
 
     try:
-        return fsspec.core.url_to_fs(url, **options)
+        fs, path = fsspec.core.url_to_fs(url, **options)
     except ImportError as exc:
         raise _missing(url, exc) from exc
+    if "retries" in (options.get("config_kwargs") or {}) and hasattr(fs, "retries"):
+        fs.retries = 1  # botocore's attempts are the retries (RunStoreSettings): s3fs's own five would multiply them
+    return fs, path
 
 
 def filesystem_class(url: str):

@@ -32,11 +32,13 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from digit_recognizer.errors import UserError
+from digit_recognizer.runstore.faults import StoreContext, StoreFault, explain
 
 logger = logging.getLogger(__name__)
 
@@ -91,20 +93,96 @@ def _conditional(write: Callable[[], None], attempts: int = 5) -> bool:
     return False
 
 
-class Objects:
-    """Whole objects under one prefix of an fsspec store (``s3://bucket/prefix``), by key (``run/lease.json``)."""
+class _Patience:
+    """Says in the log that a request is still waiting, every ``after`` seconds until it ends."""
 
-    def __init__(self, url: str, **storage_options: Any) -> None:
+    def __init__(self, after: float, what: str, context: StoreContext) -> None:
+        self.after, self.what, self.context = after, what, context
+        self.started = time.monotonic()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name=f"waiting: {what}", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._done.wait(self.after):
+            waits = f"; a request gives up after {self.context.waits}" if self.context.waits else ""
+            logger.warning(
+                "Still waiting for the object store at %s: %s has waited %.0f s%s",
+                self.context.where,
+                self.what,
+                time.monotonic() - self.started,
+                waits,
+            )
+
+    def done(self) -> None:
+        self._done.set()
+
+
+class Objects:
+    """Whole objects under one prefix of an fsspec store (``s3://bucket/prefix``), by key (``run/lease.json``).
+
+    Every request first checks, once, that the bucket is there and answers (one listing of the
+    prefix); a failure of the store is a :class:`~digit_recognizer.runstore.faults.StoreFault`
+    naming the bucket, the endpoint or the credentials' source, and a request that waits longer
+    than ``patience`` seconds says so in the log while it waits.
+    """
+
+    def __init__(
+        self, url: str, *, context: StoreContext | None = None, patience: float = 5.0, **storage_options: Any
+    ) -> None:
         from digit_recognizer.runstore.locations import filesystem
 
         self.url = url.rstrip("/")
         self.fs, self.root = filesystem(self.url, **storage_options)
+        self.context = context or StoreContext(url=self.url, options=storage_options)
+        self.patience = patience
+        self._reached = False
 
     def path(self, key: str) -> str:
         return f"{self.root}/{key}"
 
+    @contextmanager
+    def request(self, what: str) -> Iterator[None]:
+        """A request to the store: checked to reach it first, watched while it waits, its failure explained."""
+        if not self._reached:
+            self._reach()
+        watch = _Patience(self.patience, what, self.context)
+        try:
+            yield
+        except StoreFault:
+            raise
+        except Exception as exc:
+            fault = explain(exc, self.context)
+            if fault is None:
+                raise
+            raise fault from exc
+        finally:
+            watch.done()
+
+    def _reach(self) -> None:
+        """One listing of the prefix (S3): the bucket exists, the endpoint answers, the credentials are taken."""
+        if not hasattr(self.fs, "call_s3"):
+            self._reached = True
+            return
+        bucket, prefix, _ = self.fs.split_path(self.root)
+        watch = _Patience(self.patience, f"a listing of {self.url}", self.context)
+        try:
+            self.fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=f"{prefix}/" if prefix else "", MaxKeys=1)
+        except Exception as exc:
+            fault = explain(exc, self.context)
+            if fault is None:
+                raise
+            raise fault from exc
+        finally:
+            watch.done()
+        self._reached = True
+
     def get(self, key: str) -> tuple[bytes, str] | None:
         """The object's bytes and the ETag of those bytes, or None when there is none."""
+        with self.request(f"a read of {self.path(key)}"):
+            return self._get(key)
+
+    def _get(self, key: str) -> tuple[bytes, str] | None:
         path = self.path(key)
         if hasattr(self.fs, "call_s3"):  # S3: one GET returns both (s3fs's public botocore call)
             from fsspec.asyn import sync
@@ -134,11 +212,13 @@ class Objects:
 
     def put(self, key: str, data: bytes) -> None:
         """Writes the object whole (one PUT)."""
-        self.fs.pipe_file(self.path(key), data)
+        with self.request(f"a write of {self.path(key)}"):
+            self.fs.pipe_file(self.path(key), data)
 
     def create(self, key: str, data: bytes) -> bool:
         """Writes the object only if there is none (``If-None-Match: *``); False when it was there."""
-        return _conditional(lambda: self.fs.pipe_file(self.path(key), data, mode="create"))
+        with self.request(f"a conditional write of {self.path(key)}"):
+            return _conditional(lambda: self.fs.pipe_file(self.path(key), data, mode="create"))
 
     def replace(self, key: str, data: bytes, etag: str) -> str | None:
         """Replaces the object only if its ETag is still ``etag``; its new ETag, or None when it changed."""
@@ -147,8 +227,9 @@ class Objects:
         def put() -> None:
             written["response"] = self.fs.pipe_file(self.path(key), data, IfMatch=f'"{etag}"')
 
-        if not _conditional(put):
-            return None
+        with self.request(f"a conditional write of {self.path(key)}"):
+            if not _conditional(put):
+                return None
         response = written.get("response")
         if isinstance(response, dict) and response.get("ETag"):  # S3 says which version it wrote
             return str(response["ETag"]).strip('"')
@@ -156,36 +237,92 @@ class Objects:
         return None if found is None else found[1]
 
     def delete(self, key: str) -> None:
-        try:
-            self.fs.rm_file(self.path(key))
-        except FileNotFoundError:
-            pass
+        with self.request(f"a delete of {self.path(key)}"):
+            try:
+                self.fs.rm_file(self.path(key))
+            except FileNotFoundError:
+                pass
 
     def keys(self, prefix: str = "") -> list[str]:
         """Every key under ``prefix``, sorted."""
         base = self.path(prefix).rstrip("/")
-        self.fs.invalidate_cache()
-        try:
-            found = self.fs.find(base)
-        except FileNotFoundError:
-            return []
+        with self.request(f"a listing of {base}"):
+            self.fs.invalidate_cache()
+            try:
+                found = self.fs.find(base)
+            except FileNotFoundError:
+                return []
         return sorted(path[len(self.root) + 1 :] for path in found)
+
+    def names(self, prefix: str = "") -> list[str]:
+        """The names directly under ``prefix``, sorted."""
+        base = self.path(prefix).rstrip("/")
+        with self.request(f"a listing of {base}"):
+            self.fs.invalidate_cache(base)
+            try:
+                found = self.fs.ls(base, detail=False, refresh=True)
+            except FileNotFoundError:
+                return []
+        names = {str(path).rstrip("/").rsplit("/", 1)[-1] for path in found}
+        return sorted(name for name in names if name and not name.startswith("."))
+
+    def exists(self, key: str) -> bool:
+        path = self.path(key)
+        with self.request(f"a look at {path}"):
+            self.fs.invalidate_cache(path)
+            return bool(self.fs.exists(path))
+
+    def size(self, prefix: str) -> int:
+        with self.request(f"a listing of {self.path(prefix)}"):
+            try:
+                return int(self.fs.du(self.path(prefix)))
+            except FileNotFoundError:
+                return 0
+
+
+def machine() -> str:
+    """This machine and process namespace: its boot id and its pid namespace (a pid means the same process only here)."""
+    try:
+        boot = open("/proc/sys/kernel/random/boot_id").read().strip()
+        return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return ""
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, TypeError, ValueError):
+        return True  # another user's process (or no usable pid): alive, as far as we can tell
+    return True
 
 
 @dataclass
 class LeaseInfo:
-    """What a lease object says: who holds it, until when (the holder's clock), and whether it was reaped."""
+    """What a lease object says: who holds it, until when (the holder's clock), and whether it was reaped.
+
+    ``machine`` (boot id and pid namespace) lets a process on the same machine tell at once that
+    the holder's pid is gone, without waiting for the lease to expire.
+    """
 
     holder: str
     host: str
     pid: int
     expires: float
     reaped_by: str | None = None
+    machine: str | None = None
 
     @classmethod
     def parse(cls, data: bytes) -> LeaseInfo:
         raw = json.loads(data)
-        return cls(**{k: raw.get(k) for k in ("holder", "host", "pid", "expires", "reaped_by")})
+        return cls(**{k: raw.get(k) for k in ("holder", "host", "pid", "expires", "reaped_by", "machine")})
+
+    def gone_here(self) -> bool:
+        """The holder ran on this machine, in this pid namespace, and its process is gone: dead now."""
+        here = machine()
+        return bool(here) and self.machine == here and self.host == socket.gethostname() and not pid_alive(self.pid)
 
     def dump(self) -> bytes:
         return json.dumps(self.__dict__, sort_keys=True).encode()
@@ -206,13 +343,16 @@ class Lease:
         self.holder = uuid.uuid4().hex
         self.expires = 0.0
         self.lost: str | None = None
+        self.failing: str | None = None  # why the last renewal failed (the store), while it fails
         self._etag: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def _info(self, expires: float) -> LeaseInfo:
-        return LeaseInfo(holder=self.holder, host=socket.gethostname(), pid=os.getpid(), expires=expires)
+        return LeaseInfo(
+            holder=self.holder, host=socket.gethostname(), pid=os.getpid(), expires=expires, machine=machine()
+        )
 
     def acquire(self) -> None:
         expires = self.clock() + self.ttl
@@ -261,9 +401,10 @@ class Lease:
         if self.lost:
             raise LeaseLost(self.lost)
         if self.clock() >= self.expires:
+            why = f"its renewals failed: {self.failing}" if self.failing else "the process was paused or cut off"
             self.lost = (
-                f"the lease {self.objects.path(self.key)} expired {self.clock() - self.expires:.1f} s ago "
-                "(the process was paused or cut off): another process may have declared the run dead"
+                f"the lease {self.objects.path(self.key)} expired {self.clock() - self.expires:.1f} s ago ({why}): "
+                "another process may have declared the run dead"
             )
             raise LeaseLost(self.lost)
 
@@ -274,14 +415,25 @@ class Lease:
             while not self._stop.wait(self.ttl / 3):
                 try:
                     self.renew()
+                    self.failing = None
                 except LeaseLost as exc:
                     logger.error("%s", exc)
                     return
-                except Exception as exc:  # a network error: try again at the next beat, while the lease lasts
-                    logger.warning("Could not renew %s: %s", self.objects.path(self.key), exc)
+                except Exception as exc:  # the store or the network: try again at the next beat, while the lease lasts
+                    self.failing = str(exc).splitlines()[0]
+                    logger.warning(
+                        "Could not renew %s (it expires in %.0f s): %s",
+                        self.objects.path(self.key),
+                        self.expires - self.clock(),
+                        self.failing,
+                    )
 
         self._thread = threading.Thread(target=beat, name=f"lease {self.key}", daemon=True)
         self._thread.start()
+
+    def abandon(self) -> None:
+        """Stops renewing without a word to the store (it is not answering): the lease expires by itself."""
+        self._stop.set()
 
     def release(self) -> None:
         """Stops renewing and deletes the lease (only while it is still ours)."""
@@ -305,7 +457,7 @@ def lease_state(
     if info.reaped_by:
         return "reaped", info
     now = time.time() if now is None else now
-    return ("expired" if now > info.expires + skew else "live"), info
+    return ("expired" if now > info.expires + skew or info.gone_here() else "live"), info
 
 
 def reap(objects: Objects, key: str, now: float | None = None, skew: float = DEFAULT_SKEW) -> bool:
@@ -321,7 +473,7 @@ def reap(objects: Objects, key: str, now: float | None = None, skew: float = DEF
     data, etag = found
     info = LeaseInfo.parse(data)
     now = time.time() if now is None else now
-    if info.reaped_by or now <= info.expires + skew:
+    if info.reaped_by or (now <= info.expires + skew and not info.gone_here()):
         return False
-    tombstone = LeaseInfo(info.holder, info.host, info.pid, info.expires, reaped_by=uuid.uuid4().hex)
+    tombstone = LeaseInfo(info.holder, info.host, info.pid, info.expires, uuid.uuid4().hex, info.machine)
     return objects.replace(key, tombstone.dump(), etag) is not None

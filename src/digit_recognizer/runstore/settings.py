@@ -11,9 +11,9 @@ the ``data_root`` entry of ``credentials.yml``, ``--params``); nothing here read
     # conf/base/runstore.yml
     lease_ttl: 30          # seconds a lease lives unrenewed on an object store
     clock_skew: 10         # how far apart the hosts' clocks may be
-    connect_timeout: 5     # seconds to open a connection to the store
-    read_timeout: 10       # seconds to wait for an answer
-    retries: 3             # attempts per request
+    connect_timeout: 3     # seconds to open a connection to the store
+    read_timeout: 5        # seconds to wait for an answer
+    retries: 2             # attempts per request (the first and one retry)
     storage_options: {}    # per protocol: {s3: {client_kwargs: {region_name: eu-west-1}}}
 
 .. code-block:: python
@@ -32,10 +32,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from digit_recognizer.errors import UserError
 from digit_recognizer.runstore import locations
+from digit_recognizer.runstore.faults import StoreContext, credentials_source, endpoint_of
 
 RUNS_DIR_VARIABLE = "DIGIT_RECOGNIZER_RUNS_DIR"  # the runs there (a folder, or a URL) instead of <data root>/runs
 LEASE_TTL_VARIABLE = "DIGIT_RECOGNIZER_LEASE_TTL"
@@ -46,6 +47,12 @@ ENVIRONMENT = {  # variable -> the setting it overrides
     CLOCK_SKEW_VARIABLE: "clock_skew",
 }
 DEFAULT_DATA_ROOT = "data"
+WAITS = {"connect_timeout": 3.0, "read_timeout": 5.0, "retries": 2}  # for a lease of 30 s: 17 s at most
+
+
+def backoff(attempts: int) -> float:
+    """The longest that botocore's standard retry mode sleeps between ``attempts`` attempts (1, 2, 4 ... s)."""
+    return float(sum(min(2**i, 20) for i in range(attempts - 1)))
 
 
 class SettingsError(UserError, ValueError):
@@ -63,10 +70,66 @@ class RunStoreSettings(BaseModel):
     credentials: dict[str, Any] = Field(default_factory=dict, repr=False, exclude=True)  # never in a record
     lease_ttl: float = Field(30.0, gt=0)
     clock_skew: float = Field(10.0, ge=0)
-    connect_timeout: float = Field(5.0, gt=0)
-    read_timeout: float = Field(10.0, gt=0)
-    retries: int = Field(3, ge=1)
+    connect_timeout: float = Field(WAITS["connect_timeout"], gt=0)
+    read_timeout: float = Field(WAITS["read_timeout"], gt=0)
+    retries: int = Field(WAITS["retries"], ge=1)
     storage_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @property
+    def request_limit(self) -> float:
+        """The longest one request to an object store can wait: every attempt's connect and read, and the sleeps."""
+        return self.retries * (self.connect_timeout + self.read_timeout) + backoff(self.retries)
+
+    @property
+    def patience(self) -> float:
+        """After how long a request that still waits says so in the log."""
+        return max(1.0, min(5.0, self.request_limit / 3))
+
+    @model_validator(mode="after")
+    def _waits_fit_the_lease(self) -> RunStoreSettings:
+        """A request never outlives the lease it writes under.
+
+        A lease is renewed every third of its time to live, so a write begins with at least two
+        thirds of it left: one request, all its attempts, must end within that. When the waits
+        are the defaults and the lease is shorter (an operator's, a test's), the defaults shrink
+        to fit (one attempt, the budget split 3:5 between connecting and reading); waits set in
+        the configuration that do not fit are refused, naming the keys.
+        """
+        budget = self.lease_ttl * 2 / 3
+        if self.request_limit <= budget:
+            return self
+        if not set(WAITS) & self.model_fields_set:
+            attempts = 2 if budget - backoff(2) >= 4 else 1
+            each = (budget - backoff(attempts)) / attempts
+            fitted = {"retries": attempts, "connect_timeout": each * 3 / 8, "read_timeout": each * 5 / 8}
+            for key, value in fitted.items():
+                self.__dict__[key] = value
+            return self
+        raise ValueError(
+            f"connect_timeout, read_timeout, retries: one request may wait up to {self.request_limit:g} s "
+            f"({self.retries} x ({self.connect_timeout:g} + {self.read_timeout:g}) s, and {backoff(self.retries):g} s "
+            f"between attempts), longer than the {budget:g} s a lease of lease_ttl {self.lease_ttl:g} s has left "
+            "when a write begins (two thirds of it): lower them, or raise lease_ttl"
+        )
+
+    def waits(self) -> str:
+        """The waits of one request, in words, for messages."""
+        attempts = "1 attempt" if self.retries == 1 else f"{self.retries} attempts"
+        return (
+            f"{attempts} of {self.connect_timeout:g} s to connect and {self.read_timeout:g} s for an answer, "
+            f"{self.request_limit:g} s in all"
+        )
+
+    def context_for(self, url: str) -> StoreContext:
+        """What a message about ``url``'s store may name: the endpoint, the credentials' source, the waits."""
+        options = self.options_for(url)
+        return StoreContext(
+            url=url,
+            endpoint=endpoint_of(options),
+            credentials=credentials_source(options),
+            waits=self.waits(),
+            options={k: v for k, v in options.items() if k in ("client_kwargs", "endpoint_url", "anon")},
+        )
 
     @field_validator("data_root")
     @classmethod
@@ -104,7 +167,10 @@ class RunStoreSettings(BaseModel):
             return cls(**values)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in error['loc']) or '?'}: {error['msg']}" for error in exc.errors()
+                f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+                if error["loc"]
+                else str(error["msg"]).removeprefix("Value error, ")
+                for error in exc.errors()
             )
             raise SettingsError(f"the run store's settings (conf/*/runstore.yml, globals.yml): {problems}") from exc
 
@@ -122,12 +188,12 @@ class RunStoreSettings(BaseModel):
         """The storage options of ``url``'s filesystem: its protocol's options, the credentials and the waits."""
         protocol = url.split("://", 1)[0] if locations.is_url(url) else "file"
         options: dict[str, Any] = {**self.storage_options.get(protocol, {})}
+        if locations.is_url(url) and self.data_root.startswith(f"{protocol}://"):
+            options.update(self.credentials)  # the data root's credentials, for the runs beside it
         if protocol in ("s3", "s3a"):
             config = dict(options.get("config_kwargs") or {})
             config.setdefault("connect_timeout", self.connect_timeout)
             config.setdefault("read_timeout", self.read_timeout)
             config.setdefault("retries", {"max_attempts": self.retries, "mode": "standard"})
             options["config_kwargs"] = config
-        if locations.is_url(url) and self.data_root.startswith(f"{protocol}://"):
-            options.update(self.credentials)  # the data root's credentials, for the runs beside it
         return options

@@ -35,6 +35,7 @@ from typing import Any
 
 from digit_recognizer.runstore import locations
 from digit_recognizer.runstore.backends import Backend, backend_for
+from digit_recognizer.runstore.faults import explain
 from digit_recognizer.runstore.files import iso_time
 from digit_recognizer.runstore.layout import (
     ABORTING,
@@ -236,12 +237,30 @@ class RunStore:
 
     def delete_journal(self, key: str) -> list[locations.Location]:
         """Deletes the version folders a journal lists; returns those that were there."""
-        removed = []
-        for path in self.journal_entries(key):
-            if locations.exists(path, self.options(path)):
-                locations.remove(path, self.options(path))
-                removed.append(path)
+        removed, left, fault = self.delete_folders(self.journal_entries(key))
+        if fault is not None:
+            raise fault
         return removed
+
+    def delete_folders(
+        self, folders: list[locations.Location]
+    ) -> tuple[list[locations.Location], list[locations.Location], Exception | None]:
+        """Deletes version folders: (deleted, left, why). Once the store fails, the rest are left untried.
+
+        A store that stopped answering would make each try wait the whole request limit, so the
+        first failure the store is to blame for (:func:`~digit_recognizer.runstore.faults.explain`)
+        ends the deleting; what is left is for the next run or retention.
+        """
+        removed: list[locations.Location] = []
+        for index, path in enumerate(folders):
+            try:
+                if locations.exists(path, self.options(path)):
+                    locations.remove(path, self.options(path))
+                    removed.append(path)
+            except Exception as exc:
+                context = self.settings.context_for(str(path)) if locations.is_url(path) else None
+                return removed, folders[index:], explain(exc, context) or exc
+        return removed, [], None
 
     # Runs made of parts (one per scheduler task) ------------------------------------------
 

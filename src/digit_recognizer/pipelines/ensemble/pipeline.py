@@ -2,6 +2,7 @@
 
 from kedro.pipeline import Pipeline, node
 
+from digit_recognizer.ml.registry import member_outputs
 from digit_recognizer.pipelines.training.pipeline import submission_nodes
 
 from .nodes import average_members, summarise_ensemble
@@ -13,8 +14,8 @@ def create_pipeline(candidates: list[str]) -> Pipeline:
     Every candidate namespace's outputs are inputs, by name (``cnn_seed1_summary`` reaches the
     node as the keyword argument of that name); ``params:ensemble`` chooses the members.
     """
-    probabilities = [f"{m}_{split}_probabilities" for m in candidates for split in ("validation", "test")]
-    summaries = [f"{m}_summary" for m in candidates]
+    probabilities = [name for m in candidates for name in member_outputs(m)[:2]]
+    summaries = [member_outputs(m)[2] for m in candidates]
     average = node(
         average_members,
         {"config": "params:ensemble", **{name: name for name in probabilities}},
