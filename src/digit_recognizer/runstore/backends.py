@@ -223,7 +223,11 @@ class ObjectBackend(Backend):
         self.root = url.rstrip("/")
         options = settings.options_for(self.root)
         self.objects = Objects(
-            self.root, context=settings.context_for(self.root), patience=settings.patience, **options
+            self.root,
+            context=settings.context_for(self.root),
+            patience=settings.patience,
+            limit=settings.request_limit,
+            **options,
         )
         self.ttl, self.skew = settings.lease_ttl, settings.clock_skew
         self.grace = self.ttl + self.skew + 1.0

@@ -141,6 +141,14 @@ WHERE_CREDENTIALS_ARE_LOOKED_FOR = (
 )
 
 
+def _origin(url: str) -> str:
+    """``http://host:port`` of a request's URL (a bucket's path and query left out)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else url
+
+
 def _chain(error: BaseException) -> Iterator[BaseException]:
     seen: set[int] = set()
     current: BaseException | None = error
@@ -205,9 +213,9 @@ def explain(error: BaseException, context: StoreContext | None = None) -> StoreF
             what = "did not answer in time" if timed_out else "could not be reached"
             waits = f" ({context.waits})" if context.waits else ""
             endpoint = context.endpoint or str((getattr(seen, "kwargs", None) or {}).get("endpoint_url") or "")
-            endpoint = endpoint.split("?", 1)[0] or context.where
+            endpoint = _origin(endpoint) or context.where
             return StoreUnreachable(
-                f"the object store at {endpoint} {what}{waits}, for {context.url or 'the run'}: check that it is "
+                f"the object store at {endpoint} {what}{waits}{', for ' + context.url if context.url else ''}: check that it is "
                 "up and that the endpoint is right (client_kwargs.endpoint_url of the data_root credentials, or "
                 "AWS_ENDPOINT_URL); the waits are connect_timeout, read_timeout and retries in conf/<env>/runstore.yml"
             )

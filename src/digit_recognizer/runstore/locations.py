@@ -80,22 +80,47 @@ def filesystem_class(url: str):
         raise _missing(url, exc) from exc
 
 
-def exists(location: Location, options: Mapping[str, Any] | None = None) -> bool:
+def call(fs: Any, method: str, *args: Any, limit: float | None = None, **kwargs: Any) -> Any:
+    """``fs.<method>(...)``; on an async filesystem (s3fs) with a ``limit``, given up on and cancelled after it."""
+    if limit is None or not getattr(fs, "async_impl", False):
+        return getattr(fs, method)(*args, **kwargs)
+    return bounded(fs, getattr(fs, f"_{method}")(*args, **kwargs), limit)
+
+
+def bounded(fs: Any, coroutine: Any, limit: float | None) -> Any:
+    """Runs a coroutine on the filesystem's loop; after ``limit`` seconds it is cancelled and TimeoutError raised.
+
+    botocore's connect and read timeouts bound each attempt's socket waits, not a request that
+    never gets its ``100 Continue`` from a stalled server; this bounds the whole request, so that
+    it never outlives the lease it writes under.
+    """
+    import asyncio
+    import concurrent.futures
+
+    future = asyncio.run_coroutine_threadsafe(coroutine, fs.loop)
+    try:
+        return future.result(timeout=limit)
+    except concurrent.futures.TimeoutError:
+        future.cancel()
+        raise TimeoutError(f"no answer within {limit:g} s") from None
+
+
+def exists(location: Location, options: Mapping[str, Any] | None = None, limit: float | None = None) -> bool:
     if not is_url(location):
         return Path(location).exists()
     fs, path = filesystem(str(location), **(options or {}))
     fs.invalidate_cache()
-    return fs.exists(path)
+    return bool(call(fs, "exists", path, limit=limit))
 
 
-def remove(location: Location, options: Mapping[str, Any] | None = None) -> None:
+def remove(location: Location, options: Mapping[str, Any] | None = None, limit: float | None = None) -> None:
     """Deletes a file or a folder (a prefix, on an object store); nothing to delete is fine."""
     if not is_url(location):
         remove_path(Path(location))
         return
     fs, path = filesystem(str(location), **(options or {}))
     try:
-        fs.rm(path, recursive=True)
+        call(fs, "rm", path, recursive=True, limit=limit)
     except FileNotFoundError:
         pass
     fs.invalidate_cache()

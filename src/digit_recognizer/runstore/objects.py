@@ -39,6 +39,7 @@ from typing import Any
 
 from digit_recognizer.errors import UserError
 from digit_recognizer.runstore.faults import StoreContext, StoreFault, explain
+from digit_recognizer.runstore.locations import bounded, call
 
 logger = logging.getLogger(__name__)
 
@@ -128,14 +129,20 @@ class Objects:
     """
 
     def __init__(
-        self, url: str, *, context: StoreContext | None = None, patience: float = 5.0, **storage_options: Any
+        self,
+        url: str,
+        *,
+        context: StoreContext | None = None,
+        patience: float = 5.0,
+        limit: float | None = None,
+        **storage_options: Any,
     ) -> None:
         from digit_recognizer.runstore.locations import filesystem
 
         self.url = url.rstrip("/")
         self.fs, self.root = filesystem(self.url, **storage_options)
         self.context = context or StoreContext(url=self.url, options=storage_options)
-        self.patience = patience
+        self.patience, self.limit = patience, limit  # limit: the longest a request may take, in seconds
         self._reached = False
 
     def path(self, key: str) -> str:
@@ -167,7 +174,7 @@ class Objects:
         bucket, prefix, _ = self.fs.split_path(self.root)
         watch = _Patience(self.patience, f"a listing of {self.url}", self.context)
         try:
-            self.fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=f"{prefix}/" if prefix else "", MaxKeys=1)
+            self._call("call_s3", "list_objects_v2", Bucket=bucket, Prefix=f"{prefix}/" if prefix else "", MaxKeys=1)
         except Exception as exc:
             fault = explain(exc, self.context)
             if fault is None:
@@ -177,6 +184,12 @@ class Objects:
             watch.done()
         self._reached = True
 
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return call(self.fs, method, *args, limit=self.limit, **kwargs)
+
+    def _bounded(self, coroutine: Any) -> Any:
+        return bounded(self.fs, coroutine, self.limit)
+
     def get(self, key: str) -> tuple[bytes, str] | None:
         """The object's bytes and the ETag of those bytes, or None when there is none."""
         with self.request(f"a read of {self.path(key)}"):
@@ -185,19 +198,17 @@ class Objects:
     def _get(self, key: str) -> tuple[bytes, str] | None:
         path = self.path(key)
         if hasattr(self.fs, "call_s3"):  # S3: one GET returns both (s3fs's public botocore call)
-            from fsspec.asyn import sync
-
             bucket, name, _ = self.fs.split_path(path)
+
+            async def get() -> tuple[bytes, str]:
+                response = await self.fs._call_s3("get_object", Bucket=bucket, Key=name)
+                async with response["Body"] as stream:
+                    return await stream.read(), str(response["ETag"]).strip('"')
+
             try:
-                response = self.fs.call_s3("get_object", Bucket=bucket, Key=name)
+                return self._bounded(get())
             except FileNotFoundError:
                 return None
-
-            async def read(body: Any) -> bytes:
-                async with body as stream:
-                    return await stream.read()
-
-            return sync(self.fs.loop, read, response["Body"]), str(response["ETag"]).strip('"')
         while True:  # elsewhere: read between two looks at the ETag, until they agree
             try:
                 self.fs.invalidate_cache(path)
@@ -213,19 +224,19 @@ class Objects:
     def put(self, key: str, data: bytes) -> None:
         """Writes the object whole (one PUT)."""
         with self.request(f"a write of {self.path(key)}"):
-            self.fs.pipe_file(self.path(key), data)
+            self._call("pipe_file", self.path(key), data)
 
     def create(self, key: str, data: bytes) -> bool:
         """Writes the object only if there is none (``If-None-Match: *``); False when it was there."""
         with self.request(f"a conditional write of {self.path(key)}"):
-            return _conditional(lambda: self.fs.pipe_file(self.path(key), data, mode="create"))
+            return _conditional(lambda: self._call("pipe_file", self.path(key), data, mode="create"))
 
     def replace(self, key: str, data: bytes, etag: str) -> str | None:
         """Replaces the object only if its ETag is still ``etag``; its new ETag, or None when it changed."""
         written: dict[str, Any] = {}
 
         def put() -> None:
-            written["response"] = self.fs.pipe_file(self.path(key), data, IfMatch=f'"{etag}"')
+            written["response"] = self._call("pipe_file", self.path(key), data, IfMatch=f'"{etag}"')
 
         with self.request(f"a conditional write of {self.path(key)}"):
             if not _conditional(put):
@@ -239,7 +250,7 @@ class Objects:
     def delete(self, key: str) -> None:
         with self.request(f"a delete of {self.path(key)}"):
             try:
-                self.fs.rm_file(self.path(key))
+                self._call("rm_file", self.path(key))
             except FileNotFoundError:
                 pass
 
@@ -249,7 +260,7 @@ class Objects:
         with self.request(f"a listing of {base}"):
             self.fs.invalidate_cache()
             try:
-                found = self.fs.find(base)
+                found = self._call("find", base)
             except FileNotFoundError:
                 return []
         return sorted(path[len(self.root) + 1 :] for path in found)
@@ -260,7 +271,7 @@ class Objects:
         with self.request(f"a listing of {base}"):
             self.fs.invalidate_cache(base)
             try:
-                found = self.fs.ls(base, detail=False, refresh=True)
+                found = self._call("ls", base, detail=False, refresh=True)
             except FileNotFoundError:
                 return []
         names = {str(path).rstrip("/").rsplit("/", 1)[-1] for path in found}
@@ -270,12 +281,12 @@ class Objects:
         path = self.path(key)
         with self.request(f"a look at {path}"):
             self.fs.invalidate_cache(path)
-            return bool(self.fs.exists(path))
+            return bool(self._call("exists", path))
 
     def size(self, prefix: str) -> int:
         with self.request(f"a listing of {self.path(prefix)}"):
             try:
-                return int(self.fs.du(self.path(prefix)))
+                return int(self._call("du", self.path(prefix)))
             except FileNotFoundError:
                 return 0
 

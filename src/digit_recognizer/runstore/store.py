@@ -254,8 +254,9 @@ class RunStore:
         removed: list[locations.Location] = []
         for index, path in enumerate(folders):
             try:
-                if locations.exists(path, self.options(path)):
-                    locations.remove(path, self.options(path))
+                limit = self.settings.request_limit
+                if locations.exists(path, self.options(path), limit):
+                    locations.remove(path, self.options(path), limit)
                     removed.append(path)
             except Exception as exc:
                 context = self.settings.context_for(str(path)) if locations.is_url(path) else None
