@@ -64,6 +64,16 @@ def zipped_raw(tmp_path) -> Path:
             "conv.model has no version 2020-01-01T00.00.00.000Z (no complete run wrote it)",
         ),
         (["--pipelines", "reporting"], "No complete run has written centroid_summary, cnn_summary"),
+        (
+            ["--pipelines", "conv", "--env", "nosuchenv"],
+            "there is no configuration environment 'nosuchenv' (no folder",
+        ),
+        (["--pipelines", "conv", "--params", f"raw_dir={RAW_DIR / 'train.csv'}"], "is a file, not a folder"),
+        (  # the ensemble's candidates that are not members are not needed, nor named
+            ["--pipeline", "ensemble", "--tags", "ensemble", "--params", "ensemble.members=cnn+cnn_seed2"],
+            "No complete run has written cnn_seed2_summary, cnn_seed2_test_probabilities, "
+            "cnn_seed2_validation_probabilities, cnn_summary, cnn_test_probabilities, cnn_validation_probabilities yet",
+        ),
         (  # gcsfs is no dependency of the project: as s3:// without the [s3] extra
             ["--pipelines", "conv", "--params", "data_root=gs://bucket/project"],
             "gs://bucket/project is on gs://, which needs a package that is not installed: "
@@ -75,8 +85,28 @@ def test_a_user_mistake_ends_in_its_message(project, args, message):
     result = kedro(project, "run", *args)
     assert result.returncode == 1
     assert message in last_lines(result, 2)
-    assert "Traceback" not in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    assert "Repeat the previous command" not in output and "You can resume the pipeline" not in output
+    assert "deprecated" not in output  # --pipeline is the project's own option
     assert snapshot(project) == {}  # nothing written
+
+
+def test_the_environments_are_named_and_a_folder_without_conf_says_what_to_pass(project, tmp_path):
+    unknown = kedro(project, "run", "--env", "prdo")
+    assert unknown.returncode == 1 and "Traceback" not in unknown.stderr
+    assert "The environments: airflow, kaggle, local, prod" in last_lines(unknown, 1)
+    elsewhere = subprocess.run(
+        [sys.executable, "-m", "digit_recognizer", "--pipeline", "conv"],
+        cwd=tmp_path,
+        env={**os.environ, "DO_NOT_TRACK": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert elsewhere.returncode == 1 and "Traceback" not in elsewhere.stderr, elsewhere.stderr[-2000:]
+    assert f"there is no configuration at {tmp_path / 'conf'}" in elsewhere.stderr
+    assert "--conf-source /path/to/the/project/conf" in elsewhere.stderr
 
 
 def test_a_zip_in_the_raw_folder_is_named_with_the_command_that_unpacks_it(project, zipped_raw):

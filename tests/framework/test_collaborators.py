@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pandas as pd
 import pytest
@@ -186,3 +187,25 @@ def test_the_cpu_share_counts_only_the_nodes_that_take_it():
     )
     assert cpu_share("ThreadRunner", pipeline, environ={}) == 2  # the plot takes no share
     assert cpu_share("SequentialRunner", pipeline, environ={}) == 1
+
+
+def test_kedros_resume_advice_is_left_out_of_a_failed_run(caplog):
+    from kedro.runner import SequentialRunner
+
+    from digit_recognizer.framework.console import hide_resume_hints
+
+    def fail(value: int) -> int:
+        raise ValueError("the second node fails")
+
+    pipeline = Pipeline([node(lambda: 1, None, "one", name="first"), node(fail, "one", "two", name="second")])
+    hide_resume_hints()
+    with caplog.at_level(logging.INFO), pytest.raises(ValueError, match="the second node fails"):
+        SequentialRunner().run(pipeline, DataCatalog({}))
+    said = "\n".join(record.getMessage() for record in caplog.records)
+    assert "Completed node: first" in said  # the runner's log is there, its advice is not
+    assert "--from-nodes" not in said and "nodes that have not run" not in said
+    with caplog.at_level(logging.INFO), pytest.raises(ValueError):
+        SequentialRunner().run(
+            Pipeline([node(fail, "one", "two", name="second")]), DataCatalog({"one": MemoryDataset(1)})
+        )
+    assert "Repeat the previous command" not in caplog.text
