@@ -76,6 +76,7 @@ def wait_for_epoch(run: subprocess.Popen, epoch: int, timeout: float = 120) -> N
 def test_packaged_project_runs_with_data_outside_it(project, tmp_path):
     built = kedro(project, "package")
     assert built.returncode == 0, built.stderr[-3000:]
+    assert "is absent from the `packages` configuration" not in built.stdout + built.stderr  # no setuptools warning
     [wheel] = (project / "dist").glob("digit_recognizer-*.whl")
     archive = project / "dist" / "conf-digit_recognizer.tar.gz"
     assert archive.is_file()

@@ -48,6 +48,23 @@ class OutputWriteError(UserError, DatasetError):
     """An output could not be written (a full disk, say); the message names the dataset, the path and the reason."""
 
 
+class _Filesystem:
+    """The filesystem a dataset on an object store lists and checks its versions with; swapped, not rebuilt.
+
+    A holder of its own (not a closure over the dataset), so that a copy sent to another process
+    (a Dask worker) carries the filesystem and nothing of the run.
+    """
+
+    def __init__(self, fs: Any) -> None:
+        self.fs = fs
+
+    def exists(self, path: str) -> bool:
+        return bool(self.fs.exists(path))
+
+    def glob(self, pattern: str) -> list[str]:
+        return self.fs.glob(pattern)
+
+
 class RunDataset(AbstractVersionedDataset[Any, Any]):
     """A local file dataset (``dataset``: its type, or its config without ``filepath``), versioned by run."""
 
@@ -77,11 +94,8 @@ class RunDataset(AbstractVersionedDataset[Any, Any]):
             from kedro.io.core import get_protocol_and_path
 
             self._protocol, path = get_protocol_and_path(filepath)
-            self._fs = fsspec.filesystem(self._protocol, **(credentials or {}))
-            functions = {
-                "exists_function": lambda path: self._fs.exists(path),
-                "glob_function": lambda pattern: self._fs.glob(pattern),
-            }
+            self._store = _Filesystem(fsspec.filesystem(self._protocol, **(credentials or {})))
+            functions = {"exists_function": self._store.exists, "glob_function": self._store.glob}
         else:
             path = filepath.removeprefix("file://")
         super().__init__(filepath=PurePosixPath(path), version=version or Version(None, None), **functions)
@@ -105,7 +119,7 @@ class RunDataset(AbstractVersionedDataset[Any, Any]):
             from digit_recognizer.runstore.locations import filesystem
 
             self._config["credentials"] = dict(options)
-            self._fs = filesystem(str(self.folder), **options)[0]
+            self._store.fs = filesystem(str(self.folder), **options)[0]
 
     def _location(self, path: Any) -> Location:
         """A path Kedro computed, as a local Path or a URL."""
@@ -141,8 +155,7 @@ class RunDataset(AbstractVersionedDataset[Any, Any]):
             except Exception as exc:  # a refused credential, a missing bucket, the network
                 reason = str(getattr(exc, "__cause__", None) or exc).splitlines()[0]
                 raise OutputWriteError(f"Could not write dataset '{self._name}' to {final}: {reason}") from exc
-            if hasattr(self, "_fs"):
-                self._fs.invalidate_cache()
+            self._store.fs.invalidate_cache()
             return
         try:
             with atomic_write(final, f"dataset '{self._name}'") as temporary:
@@ -173,8 +186,8 @@ class RunDataset(AbstractVersionedDataset[Any, Any]):
         if save is not None and self.exists_version(save):
             folder = self._folder_of(self.file(save))
             if self._protocol:
-                self._fs.rm(str(folder), recursive=True)
-                self._fs.invalidate_cache()
+                self._store.fs.rm(str(folder), recursive=True)
+                self._store.fs.invalidate_cache()
             else:
                 remove(Path(folder))
 
