@@ -319,16 +319,16 @@ def test_a_store_that_ignores_conditional_writes_is_refused_before_a_run_is_clai
     from digit_recognizer.runstore import backends
 
     fs = where.store.backend.objects.fs
-    put = fs.pipe_file
+    put = fs._pipe_file  # the store's requests are s3fs's coroutines, each bounded as a whole
 
-    def ignoring(path, value, mode="overwrite", **kwargs):  # as an old S3-compatible server behaves
+    async def ignoring(path, value, mode="overwrite", **kwargs):  # as an old S3-compatible server behaves
         kwargs.pop("IfMatch", None)
-        return put(path, value, **kwargs)
+        return await put(path, value, **kwargs)
 
-    monkeypatch.setattr(fs, "pipe_file", ignoring)
+    monkeypatch.setattr(fs, "_pipe_file", ignoring)
     with pytest.raises(backends.StoreError, match=r"cannot hold runs: a second conditional create .* succeeded"):
         LiveRun(where.store, RUN).start({})
-    monkeypatch.setattr(fs, "pipe_file", put)
+    monkeypatch.setattr(fs, "_pipe_file", put)
     assert where.store.runs() == []  # nothing was claimed; the probe left nothing either
     assert [key for key in where.store.backend.objects.keys() if not key.startswith(".probe")] == []
     assert where.store.backend.objects.keys(".probe") == []

@@ -107,9 +107,12 @@ def test_a_run_on_an_object_store_keeps_every_guarantee(project, s3):
         text=True,
         timeout=120,
     )
-    assert listed.returncode == 0 and listed.stdout.splitlines()[-1].startswith(f"{kept.run_id}  conv  conv "), (
-        listed.stdout + listed.stderr
-    )
+    assert listed.returncode == 0 and listed.stdout.splitlines()[-1].split()[:4] == [
+        kept.run_id,
+        "complete",
+        "conv",
+        "conv",
+    ], listed.stdout + listed.stderr
 
 
 def test_the_data_root_and_its_credentials_per_environment_the_kedro_way(project, s3_endpoint):
