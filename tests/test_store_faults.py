@@ -150,6 +150,8 @@ def test_an_endpoint_that_does_not_answer_is_named(project):
     _one_message(ran, f"the object store at {dead} could not be reached", "runstore.yml")
     assert time.monotonic() - started < 60  # refused connections: the bounded attempts, not minutes
     _one_message(_kedro(project, _env(dead), "runs", "list", "--data-root", "s3://bucket/dr"), dead)
+    no_scheme = _env(dead, AWS_ENDPOINT_URL=dead.removeprefix("http://"))  # 127.0.0.1:PORT, a common slip
+    _one_message(_kedro(project, no_scheme, "runs", "list", "--data-root", "s3://bucket/dr"), "is not a URL")
 
 
 def test_missing_and_refused_credentials_and_access_denied(project):

@@ -8,6 +8,7 @@ credentials and a denied request as a dozen exception types, often wrapped in on
 =====================  ==========================================================================
 :class:`BucketMissing`       the bucket does not exist at that endpoint
 :class:`StoreUnreachable`    the endpoint refused the connection, or did not answer in time
+:class:`EndpointInvalid`     the endpoint is no URL (``127.0.0.1:9000``, without its scheme)
 :class:`CredentialsMissing`  no credentials were found (it says where they were looked for)
 :class:`CredentialsRefused`  the store refused them (unknown key, wrong secret, expired token)
 :class:`AccessDenied`        the credentials are good but may not do this on this prefix
@@ -55,6 +56,7 @@ _REFUSED_CODES = {
 }
 _DENIED_CODES = {"AccessDenied", "AllAccessDisabled", "403", "Forbidden"}
 _MISSING_BUCKET_CODES = {"NoSuchBucket"}
+_BAD_BUCKET_CODES = {"InvalidBucketName"}
 
 
 class StoreFault(UserError, RuntimeError):
@@ -63,6 +65,10 @@ class StoreFault(UserError, RuntimeError):
 
 class BucketMissing(StoreFault):
     """The bucket does not exist at the endpoint."""
+
+
+class EndpointInvalid(StoreFault):
+    """The endpoint is not a URL the client can use (no scheme, say)."""
 
 
 class StoreUnreachable(StoreFault):
@@ -194,6 +200,17 @@ def explain(error: BaseException, context: StoreContext | None = None) -> StoreF
                 f"the bucket {bucket!r} does not exist at {context.where} ({context.url or 'data_root'}): "
                 "create it, or correct data_root (--params data_root=s3://bucket/prefix, or conf/<env>/globals.yml)"
                 " and the endpoint (client_kwargs.endpoint_url of the data_root credentials, or AWS_ENDPOINT_URL)"
+            )
+        if code in _BAD_BUCKET_CODES or (isinstance(seen, ValueError) and "Invalid bucket name" in str(seen)):
+            return BucketMissing(
+                f"{context.bucket or 'the bucket'!r} is not a valid bucket name ({context.url or 'data_root'}): "
+                "3 to 63 lowercase letters, digits, dots and hyphens; correct data_root"
+            )
+        if isinstance(seen, ValueError) and str(seen).startswith("Invalid endpoint"):
+            return EndpointInvalid(
+                f"the object store's endpoint is not a URL ({str(seen).split(':', 1)[-1].strip()}): write it with "
+                "its scheme, http://host:port or https://host, in client_kwargs.endpoint_url of the data_root "
+                "credentials or in AWS_ENDPOINT_URL"
             )
         if code in _REFUSED_CODES:
             return CredentialsRefused(
