@@ -5,7 +5,8 @@
 
 Prints (1) whole-process wall time and peak memory of both and their ratio, (2) the Kedro
 run's per-node times and start-up, (3) training seconds per epoch for linear, mlp and conv
-beside the plain script's loop, (4) the disk that one run writes under data/.
+beside the plain script's loop, (4) the disk that one run writes under data/, (5) the pieces of
+start-up beside Kedro's own floor, a bare project's `kedro run` (`startup.py`).
 """
 
 from __future__ import annotations
@@ -133,6 +134,13 @@ def main() -> None:
     print(
         f"   {conv.bytes_written / 1e6:.1f} MB (target < 100 MB); linear + mlp run: {others.bytes_written / 1e6:.1f} MB"
     )
+
+    from startup import pieces
+
+    print("\n5. start-up, piece by piece (median of 3 fresh processes each)")
+    print(f"   {'kedro run --pipelines conv: launch to first node':<44} {conv.startup_seconds:6.2f} s")
+    for label, seconds in pieces(1 if args.tiny else 3):
+        print(f"   {label:<44} {seconds:6.2f} s")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""Time to 0.99 validation accuracy for the `cnn` on Kaggle-sized input: fp32 and bf16, one and all threads, quiet and busy.
+"""Time to 0.99 validation accuracy on Kaggle-sized input: fp32 and bf16, one and all threads, quiet and busy.
 
-    python benchmarks/time_to_accuracy.py                 # the eight settings, each up to 8 epochs
+    python benchmarks/time_to_accuracy.py                 # the cnn: the eight settings, each up to 8 epochs
+    python benchmarks/time_to_accuracy.py --arch fast --quiet-only --settings fp32-2,bf16-2 --seed 1
     python benchmarks/time_to_accuracy.py --rows 4000 --epochs 1 --settings fp32-1   # a quick look
 
 The data: the 42,000 labelled rows of `kaggle_sized.py` (shifted copies of the embedded sample's
@@ -42,12 +43,16 @@ SETTINGS = {  # name: (precision, threads)
 }
 
 
-def cnn_block(epochs: int) -> dict:
-    """conf/base's `cnn` block (the defaults of config.py filled in), with ``epochs``."""
+def block(arch: str, epochs: int | None, seed: int | None = None) -> dict:
+    """conf/base's block of ``arch`` with conf/kaggle's epochs (or ``epochs``), the defaults of config.py filled in."""
     from digit_recognizer.config import TrainingConfig
 
-    block = yaml.safe_load((ROOT / "conf" / "base" / "parameters_training.yml").read_text())["cnn"]
-    return TrainingConfig.model_validate({**block, "epochs": epochs}).model_dump()
+    base = yaml.safe_load((ROOT / "conf" / "base" / "parameters_training.yml").read_text())[arch]
+    kaggle = yaml.safe_load((ROOT / "conf" / "kaggle" / "parameters.yml").read_text()).get(arch, {})
+    values = {**base, "epochs": epochs or kaggle.get("epochs", base.get("epochs"))}
+    if seed is not None:
+        values["seed"] = seed
+    return TrainingConfig.model_validate(values).model_dump()
 
 
 def data(rows: int, seed: int = 0):
@@ -70,7 +75,9 @@ def data(rows: int, seed: int = 0):
     return tensors(~valid), tensors(valid)
 
 
-def train(precision: str, threads: int, rows: int, epochs: int, target: float) -> dict:
+def train(
+    precision: str, threads: int, rows: int, epochs: int | None, target: float, arch: str, seed: int | None
+) -> dict:
     """One setting, in this process: the epochs it ran and when it reached ``target``."""
     import torch
 
@@ -78,7 +85,7 @@ def train(precision: str, threads: int, rows: int, epochs: int, target: float) -
     from digit_recognizer.ml.training import FitSettings, fit
 
     torch.set_num_threads(threads)
-    config = cnn_block(epochs)
+    config = block(arch, epochs, seed)
     train_set, valid_set = data(rows)
     torch.manual_seed(config["seed"])
     model = build_model(config["architecture"], **config["model"])
@@ -109,8 +116,9 @@ def train(precision: str, threads: int, rows: int, epochs: int, target: float) -
 
 def run_setting(name: str, busy: bool, args: argparse.Namespace) -> dict:
     precision, threads = SETTINGS[name]
-    command = [sys.executable, __file__, "--child", name, "--rows", str(args.rows), "--epochs", str(args.epochs)]
-    command += ["--target", str(args.target)]
+    command = [sys.executable, __file__, "--child", name, "--rows", str(args.rows), "--target", str(args.target)]
+    command += ["--arch", args.arch] + (["--epochs", str(args.epochs)] if args.epochs else [])
+    command += ["--seed", str(args.seed)] if args.seed is not None else []
     competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR]) if busy else None
     try:
         if competitor:
@@ -126,7 +134,9 @@ def run_setting(name: str, busy: bool, args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=42_000, help="labelled rows (default: Kaggle's 42,000)")
-    parser.add_argument("--epochs", type=int, default=8, help="the one-cycle schedule's length (conf/kaggle: 8)")
+    parser.add_argument("--arch", default="cnn", help="the parameter block to train: cnn (default), fast, conv")
+    parser.add_argument("--epochs", type=int, help="the one-cycle schedule's length (default: conf/kaggle's)")
+    parser.add_argument("--seed", type=int, help="the block's seed instead of its own")
     parser.add_argument("--target", type=float, default=0.99)
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, of {', '.join(SETTINGS)}")
     parser.add_argument("--quiet-only", action="store_true", help="skip the runs beside a competing job")
@@ -134,7 +144,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         precision, threads = SETTINGS[args.child]
-        print(json.dumps(train(precision, threads, args.rows, args.epochs, args.target)))
+        print(json.dumps(train(precision, threads, args.rows, args.epochs, args.target, args.arch, args.seed)))
         return
 
     import torch
@@ -142,7 +152,11 @@ def main() -> None:
     print(f"cpu: {cpu()}")
     print(f"python {platform.python_version()}, torch {torch.__version__}")
     print(torch.__config__.parallel_info().strip())
-    print(f"cnn, conf/base settings, one-cycle over {args.epochs} epochs, target {args.target} validation accuracy")
+    epochs = block(args.arch, args.epochs)["epochs"]
+    seed = "" if args.seed is None else f", seed {args.seed}"
+    print(
+        f"{args.arch}, conf/base settings, one-cycle over {epochs} epochs{seed}, target {args.target} validation accuracy"
+    )
     print()
     header = (
         f"{'setting':<20}{'train rows':>11}{'s/epoch':>9}{'epochs run':>11}{'reached at':>12}{'seconds':>9}  accuracy"
