@@ -1,7 +1,7 @@
 """Time to 0.99 validation accuracy on Kaggle-sized input: fp32 and bf16, one and all threads, quiet and busy.
 
     python benchmarks/time_to_accuracy.py                 # the cnn: the eight settings, each up to 8 epochs
-    python benchmarks/time_to_accuracy.py --arch fast --quiet-only --settings fp32-2,bf16-2 --seed 1
+    python benchmarks/time_to_accuracy.py --arch conv --quiet-only --settings fp32-2,bf16-2 --seed 1
     python benchmarks/time_to_accuracy.py --rows 4000 --epochs 1 --settings fp32-1   # a quick look
 
 The data: the 42,000 labelled rows of `kaggle_sized.py` (shifted copies of the embedded sample's
@@ -134,7 +134,7 @@ def run_setting(name: str, busy: bool, args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=42_000, help="labelled rows (default: Kaggle's 42,000)")
-    parser.add_argument("--arch", default="cnn", help="the parameter block to train: cnn (default), fast, conv")
+    parser.add_argument("--arch", default="cnn", help="the parameter block to train: cnn (default), conv, ...")
     parser.add_argument("--epochs", type=int, help="the one-cycle schedule's length (default: conf/kaggle's)")
     parser.add_argument("--seed", type=int, help="the block's seed instead of its own")
     parser.add_argument("--target", type=float, default=0.99)

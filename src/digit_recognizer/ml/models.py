@@ -1,4 +1,4 @@
-"""The digit classifiers, in plain PyTorch: linear, mlp, conv, cnn, fast and the nearest-centroid baseline.
+"""The digit classifiers, in plain PyTorch: linear, mlp, conv, cnn and the nearest-centroid baseline.
 
 Each is registered (:func:`~digit_recognizer.ml.registry.register`) with its options.
 
@@ -126,24 +126,6 @@ class VGGNet(nn.Sequential):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return super().forward(images.contiguous(memory_format=torch.channels_last))
-
-
-class FastOptions(Options):
-    widths: list[PositiveInt] = Field(default_factory=lambda: [12, 24, 48], min_length=1, max_length=4)
-
-
-@register("fast", options=FastOptions, bf16=True)
-class FastNet(VGGNet):
-    """The ``cnn``'s design at three quarters of its width, made for a short one-cycle schedule.
-
-    Per stage two 3×3 conv + BatchNorm + ReLU, max-pool between stages, 12, 24 and 48 channels,
-    a global average pool and one linear layer: about 41,000 parameters. No dropout: two or three
-    epochs do not overfit. Chosen on validation splits by source digit (benchmarks/README.md,
-    ``fast_recipe.py``), with the training block of ``fast`` in conf/base and conf/kaggle.
-    """
-
-    def __init__(self, widths: tuple[int, ...] | list[int] = (12, 24, 48)) -> None:
-        super().__init__(widths, dropout=0.0)
 
 
 DISTANCES = ("euclidean", "cosine")
