@@ -24,6 +24,8 @@ import pytest
 
 from tests.conftest import copy_project
 
+pytestmark = pytest.mark.slow  # each starts moto's server, and most a `kedro` command
+
 pytest.importorskip("moto.server", reason="moto[server] is not installed")
 pytest.importorskip("s3fs", reason="the [s3] extra (s3fs) is not installed")
 
@@ -224,7 +226,6 @@ def _wait_for(path: Path, text: str, process: subprocess.Popen, timeout: float =
         time.sleep(0.2)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["killed", "paused"])
 def test_the_rollback_survives_the_store_going_away_mid_training(project, tmp_path, fault):
     # A short lease (its waits shrink to fit) keeps the test short; the defaults behave alike, slower.
@@ -267,7 +268,6 @@ def test_the_rollback_survives_the_store_going_away_mid_training(project, tmp_pa
         assert not any("conv" in key for key in after), sorted(after)  # nothing of the failed conv run
 
 
-@pytest.mark.slow
 def test_a_run_killed_on_this_host_is_dead_at_once(store, project, tmp_path):
     _client(store).create_bucket(Bucket="killed-here")
     env = _env(store)  # the default lease: 30 s, which the runs command does not wait for
