@@ -29,6 +29,8 @@ class Measured:
     pipeline_seconds: float
     startup_seconds: float
     nodes: list[dict]
+    datasets: list[dict]  # each load and save: {dataset, op, seconds}
+    page_seconds: float
     bytes_written: int
 
 
@@ -70,5 +72,7 @@ def run_kedro(args: list[str]) -> Measured:
         pipeline_seconds=record["seconds"],
         startup_seconds=started - launched,
         nodes=record["timings"]["nodes"],
+        datasets=record["timings"].get("datasets", []),
+        page_seconds=record["timings"].get("page_seconds", 0.0),
         bytes_written=written,
     )

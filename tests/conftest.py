@@ -36,7 +36,7 @@ def raw_frames(sample_files) -> dict[str, pd.DataFrame]:
     }
 
 
-FAST = "linear.epochs=1,mlp.epochs=1,conv.epochs=2,cnn.epochs=1"
+FAST = "linear.epochs=1,mlp.epochs=1,conv.epochs=2,cnn.epochs=1,fast.epochs=1"
 
 
 def copy_project(root: Path) -> Path:

@@ -292,6 +292,8 @@ def test_two_runs_at_once_keep_their_own_outputs(project):
         assert score == pytest.approx((submission == solution).mean())
         assert record.metrics["centroid"]["test_score"] == pytest.approx(score, abs=1e-4)
         assert record.parameters["centroid"]["model"]["distance"] == model.config.options["distance"]
+        timed = {(entry["dataset"], entry["op"]) for entry in record.timings["datasets"]}  # time outside the nodes
+        assert {("raw_train", "load"), ("centroid.model", "save")} <= timed and record.timings["page_seconds"] > 0
     assert distances == {"euclidean", "cosine"}
 
 

@@ -60,7 +60,7 @@ def test_same_parameters_same_submission_and_full_run_agrees(project):
     submissions = written(project, "07_model_output/conv/submission.csv/*/submission.csv")
     assert len(submissions) == 3 and len({digest(p) for p in submissions}) == 1
     leaderboard = pd.read_csv(written(project, "08_reporting/leaderboard.csv/*/leaderboard.csv")[0])
-    assert sorted(leaderboard["architecture"]) == ["centroid", "cnn", "conv", "linear", "mlp"]
+    assert sorted(leaderboard["architecture"]) == ["centroid", "cnn", "conv", "fast", "linear", "mlp"]
     assert leaderboard["run"].nunique() == 1  # every row from the one run that made it
 
 

@@ -401,8 +401,9 @@ def test_the_default_dag_trains_each_architecture_in_a_task_of_its_own(tmp_path)
     }
     trained = sorted(n for nodes in trainings.values() for n in nodes)
     assert trained == sorted(
-        f"{a}.{'fit' if a == 'centroid' else 'train'}_model" for a in ("centroid", "cnn", "conv", "linear", "mlp")
+        f"{a}.{'fit' if a == 'centroid' else 'train'}_model"
+        for a in ("centroid", "cnn", "conv", "fast", "linear", "mlp")
     )
     assert all(len(nodes) <= 1 for nodes in trainings.values()), trainings
     dependencies = dag_dependencies(dag_file)
-    assert tasks_at_once(dependencies, nodes=dag_tasks(dag_file)) >= 5  # the five trainings can run at once
+    assert tasks_at_once(dependencies, nodes=dag_tasks(dag_file)) >= 6  # the six trainings can run at once

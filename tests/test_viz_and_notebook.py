@@ -15,7 +15,7 @@ from .conftest import FAST, copy_project, kedro
 pytestmark = pytest.mark.slow  # whole `kedro run`s: left out by `pytest -m "not slow"`
 
 LAYERS = ["raw", "intermediate", "primary", "model_input", "models", "model_output", "reporting"]
-ARCHITECTURES = ["linear", "mlp", "conv", "cnn", "centroid"]
+ARCHITECTURES = ["linear", "mlp", "conv", "cnn", "fast", "centroid"]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_viz_has_every_pipeline_namespace_and_layer(viz_build):
     tasks = [n for n in main["nodes"] if n["type"] == "task"]
     assert {"validate_raw_data", "stratified_split", "build_leaderboard"} <= {n["name"] for n in tasks}
     boxes_of_train_model = {box for n in tasks if n["name"] == "train_model" for box in n["modular_pipelines"]}
-    assert boxes_of_train_model == {"linear", "mlp", "conv", "cnn"}  # drawn inside each architecture's box
+    assert boxes_of_train_model == {"linear", "mlp", "conv", "cnn", "fast"}  # drawn inside each architecture's box
 
 
 def test_viz_previews_plots_and_tables(viz_build):
@@ -64,7 +64,7 @@ def test_viz_previews_plots_and_tables(viz_build):
     plots = (
         ["sample_digits", "leaderboard_plot"]
         + [f"{a}.{p}_plot" for a in ARCHITECTURES for p in ("confusion_matrix", "misclassified_digits")]
-        + [f"{a}.training_curves_plot" for a in ("linear", "mlp", "conv", "cnn")]
+        + [f"{a}.training_curves_plot" for a in ("linear", "mlp", "conv", "cnn", "fast")]
     )
     for name in plots:
         detail = json.loads((viz_build / "nodes" / by_name[name]).read_text())

@@ -40,7 +40,10 @@ def test_the_record_builder_takes_each_role_from_the_catalogs_metadata(tmp_path)
     builder = RecordBuilder(tmp_path, {"conv": {"epochs": 1}}, roles(catalog, set(catalog.keys())))
     frame = pd.DataFrame({"label": [1, 1, 7]})
     frame.attrs.update(source=str(tmp_path / "raw" / "train.csv"), bytes=10, sha256="ab", labels={"1": 2, "7": 1})
+    builder.dataset_started("raw", "load")
     builder.loaded("raw", frame)
+    builder.dataset_finished("raw", "load")
+    builder.dataset_finished("conv_row", "save")  # never started: nothing to time
     builder.saved("conv.kaggle_file", None, tmp_path / "data" / "f.json" / RUN / "f.json")
     builder.saved("a.submission", None, tmp_path / "data" / "not-one.json" / RUN / "not-one.json")
     builder.saved("conv_row", {"validation_accuracy": 0.9}, tmp_path / "data" / "row.json" / RUN / "row.json")
@@ -59,6 +62,8 @@ def test_the_record_builder_takes_each_role_from_the_catalogs_metadata(tmp_path)
     }
     assert record.raw_dir == str(tmp_path / "raw") and record.pipelines == ["conv"]
     assert [n["node"] for n in record.timings["nodes"]] == ["conv.train_model"]
+    [timed] = record.timings["datasets"]  # where the seconds outside the nodes went
+    assert timed["dataset"] == "raw" and timed["op"] == "load" and timed["seconds"] >= 0
     assert set(record.outputs) == {"conv.kaggle_file", "a.submission", "conv_row"}
 
 

@@ -17,7 +17,7 @@ from ..conftest import PROJECT_ROOT
 @pytest.fixture(scope="module")
 def parameters() -> dict:
     params = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")["parameters"]
-    for name in ("linear", "mlp", "conv", "cnn", "cnn_seed1", "cnn_seed2"):
+    for name in ("linear", "mlp", "conv", "cnn", "fast", "cnn_seed1", "cnn_seed2"):
         params[name].update(epochs=1, progress_bar=False)
     return params
 
@@ -55,6 +55,7 @@ def test_registry_names():
         "mlp",
         "conv",
         "cnn",
+        "fast",
         "centroid",
         "ensemble",
         "lr_finder",
@@ -100,7 +101,7 @@ def test_full_pipeline_builds_the_leaderboard(raw_frames, parameters):
     catalog = _catalog(raw_frames, parameters, keep=("leaderboard",))
     SequentialRunner().run(register_pipelines()["__default__"], catalog)
     leaderboard = catalog["leaderboard"].load()
-    assert sorted(leaderboard["architecture"]) == ["centroid", "cnn", "conv", "linear", "mlp"]
+    assert sorted(leaderboard["architecture"]) == ["centroid", "cnn", "conv", "fast", "linear", "mlp"]
     assert leaderboard["validation_accuracy"].is_monotonic_decreasing
     assert set(leaderboard.columns) >= {"validation_accuracy", "test_score", "parameters", "training_seconds", "run"}
     assert set(leaderboard["run"]) == {"test-run"}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -81,13 +82,25 @@ class RunHooks:
             catalog.get(CPU_SHARE).save(share)
 
     @hook_impl
+    def before_dataset_loaded(self, dataset_name: str) -> None:
+        if self._builder is not None:
+            self._builder.dataset_started(dataset_name, "load")
+
+    @hook_impl
     def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
         if self._builder is not None:
+            self._builder.dataset_finished(dataset_name, "load")
             self._builder.loaded(dataset_name, data)
+
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str) -> None:
+        if self._builder is not None:
+            self._builder.dataset_started(dataset_name, "save")
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
         if self._builder is not None and self._session is not None:
+            self._builder.dataset_finished(dataset_name, "save")
             self._builder.saved(dataset_name, data, self._session.file(dataset_name))
 
     @hook_impl
@@ -150,6 +163,7 @@ class RunHooks:
     def _write_page(self, record: Any) -> None:
         """The run's page, from the record as it will be written; it becomes one of the run's outputs."""
         if self._page is not None and self._session is not None:
+            started = time.perf_counter()
             record.outputs = dict(
                 sorted(
                     {
@@ -158,6 +172,7 @@ class RunHooks:
                     }.items()
                 )
             )
+            record.timings["page_seconds"] = round(time.perf_counter() - started, 4)
 
     def _roll_back(self, what: str) -> None:
         """Deletes what the run (or this part of an open run) wrote, and says so."""

@@ -51,7 +51,18 @@ class RecordBuilder:
         self.metrics: dict[str, dict[str, Any]] = {}
         self.histories: dict[str, str] = {}
         self.nodes: list[dict[str, Any]] = []
+        self.datasets: list[dict[str, Any]] = []  # each load and save: {dataset, op, seconds}
         self._node_started: dict[str, float] = {}
+        self._dataset_started: dict[tuple[str, str], float] = {}
+
+    def dataset_started(self, name: str, op: str) -> None:
+        """A load or save (``op``) of ``name`` begins: its time goes in the record's timings."""
+        self._dataset_started[name, op] = time.perf_counter()
+
+    def dataset_finished(self, name: str, op: str) -> None:
+        started = self._dataset_started.pop((name, op), None)
+        if started is not None:
+            self.datasets.append({"dataset": name, "op": op, "seconds": round(time.perf_counter() - started, 4)})
 
     def loaded(self, name: str, data: Any) -> None:
         """An input's fingerprint, as its dataset left it in the frame's ``attrs``."""
@@ -122,7 +133,7 @@ class RecordBuilder:
             submissions=dict(sorted(self.submissions.items())),
             metrics=self.metrics,
             histories=self.histories,
-            timings={"peak_rss_mb": round(peak_rss_mb(), 1), "nodes": self.nodes},
+            timings={"peak_rss_mb": round(peak_rss_mb(), 1), "nodes": self.nodes, "datasets": self.datasets},
         )
 
 

@@ -155,13 +155,19 @@ def make_optimizer(model: nn.Module, settings: FitSettings) -> torch.optim.Optim
 
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int = EVAL_BATCH_SIZE,
+    precision: str = "fp32",
 ) -> tuple[float, torch.Tensor]:
-    """Mean loss over the set and the predicted digit for every image."""
+    """Mean loss over the set and the predicted digit for every image (under bf16 autocast when asked)."""
     model.eval()
     total, predictions = 0.0, []
     for idx in batch_indices(len(images), batch_size, device=images.device):
-        outputs = model(images[idx])
+        with autocast(precision, images.device):
+            outputs = model(images[idx])
+        outputs = outputs.float()
         total += loss_function(model, outputs, labels[idx]).item() * len(idx)
         predictions.append(to_labels(model, outputs))
     return total / max(len(images), 1), torch.cat(predictions)
@@ -283,7 +289,8 @@ def fit(
             )
         valid_loss, accuracy = math.nan, math.nan
         if valid is not None:
-            valid_loss, predictions = evaluate(model, *valid)
+            # A bf16 training validates in bf16 too: the pass costs half; the metrics node re-checks in float32.
+            valid_loss, predictions = evaluate(model, *valid, precision=settings.precision)
             accuracy = (predictions == valid[1]).float().mean().item()
         lr = optimizer.param_groups[0]["lr"]  # the rate the epoch ended with
         stats = EpochStats(epoch, train_loss, valid_loss, accuracy, time.perf_counter() - epoch_started, lr)

@@ -54,7 +54,9 @@ class RunRecord:
     submissions: dict[str, str] = field(default_factory=dict)  # key (a namespace) -> its submission's file
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> leaderboard row
     histories: dict[str, str] = field(default_factory=dict)  # key -> training history dataset
-    timings: dict[str, Any] = field(default_factory=dict)  # peak_rss_mb, nodes: [{node, seconds, peak_rss_mb}]
+    timings: dict[str, Any] = field(
+        default_factory=dict
+    )  # peak_rss_mb, nodes: [{node, seconds, ...}], datasets: [{dataset, op, seconds}]
     scheduler: dict[str, Any] | None = None  # who opened a run made of parts
     parts: list[dict[str, Any]] | None = None  # and each part's host, times and nodes
 
@@ -145,6 +147,7 @@ class RunRecord:
                 "timings": {
                     "peak_rss_mb": max(record.timings["peak_rss_mb"] for record in ordered),
                     "nodes": [node for record in ordered for node in record.timings["nodes"]],
+                    "datasets": [entry for record in ordered for entry in record.timings.get("datasets", [])],
                 },
                 "raw_dir": next((record.raw_dir for record in ordered if record.raw_dir), None),
                 "scheduler": info.get("scheduler"),
