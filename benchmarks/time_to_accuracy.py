@@ -45,8 +45,12 @@ SETTINGS = {  # name: (precision, threads)
 }
 
 
-def block(arch: str, epochs: int | None, seed: int | None = None) -> dict:
-    """conf/base's block of ``arch`` with conf/kaggle's epochs (or ``epochs``), the defaults of config.py filled in."""
+def block(arch: str, epochs: int | None, seed: int | None = None, changes: list[str] = ()) -> dict:
+    """conf/base's block of ``arch`` with conf/kaggle's epochs (or ``epochs``), the defaults of config.py filled in.
+
+    ``changes``: ``key=value`` overrides of the block, the value read as YAML (``lr=0.02``,
+    ``augment=null``, ``model={widths: [16, 16, 32]}``): a candidate recipe, checked as a block is.
+    """
     from digit_recognizer.config import TrainingConfig
 
     base = yaml.safe_load((ROOT / "conf" / "base" / "parameters_training.yml").read_text())[arch]
@@ -54,6 +58,9 @@ def block(arch: str, epochs: int | None, seed: int | None = None) -> dict:
     values = {**base, "epochs": epochs or kaggle.get("epochs", base.get("epochs"))}
     if seed is not None:
         values["seed"] = seed
+    for change in changes:
+        key, _, value = change.partition("=")
+        values[key] = yaml.safe_load(value)
     return TrainingConfig.model_validate(values).model_dump()
 
 
@@ -78,7 +85,14 @@ def data(rows: int, seed: int = 0):
 
 
 def train(
-    precision: str, threads: int, rows: int, epochs: int | None, target: float, arch: str, seed: int | None
+    precision: str,
+    threads: int,
+    rows: int,
+    epochs: int | None,
+    target: float,
+    arch: str,
+    seed: int | None,
+    changes: list[str] = (),
 ) -> dict:
     """One setting, in this process: the epochs it ran and when it reached ``target``."""
     import torch
@@ -87,7 +101,7 @@ def train(
     from digit_recognizer.ml.training import FitSettings, class_probabilities, fit
 
     torch.set_num_threads(threads)
-    config = block(arch, epochs, seed)
+    config = block(arch, epochs, seed, changes)
     train_set, valid_set = data(rows)
     torch.manual_seed(config["seed"])
     model = build_model(config["architecture"], **config["model"])
@@ -126,6 +140,7 @@ def run_setting(name: str, busy: bool, arch: str, args: argparse.Namespace) -> d
     command = [sys.executable, __file__, "--child", name, "--rows", str(args.rows), "--target", str(args.target)]
     command += ["--arch", arch] + (["--epochs", str(args.epochs)] if args.epochs else [])
     command += ["--seed", str(args.seed)] if args.seed is not None else []
+    command += [f"--set={change}" for change in args.set]
     competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR]) if busy else None
     try:
         if competitor:
@@ -147,13 +162,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="the one-cycle schedule's length (default: conf/kaggle's)")
     parser.add_argument("--seed", type=int, help="the block's seed instead of its own")
     parser.add_argument("--target", type=float, default=0.99)
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="change the block: lr=0.02, augment=null, ..."
+    )
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, of {', '.join(SETTINGS)}")
     parser.add_argument("--quiet-only", action="store_true", help="skip the runs beside a competing job")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         precision, threads = SETTINGS[args.child]
-        print(json.dumps(train(precision, threads, args.rows, args.epochs, args.target, args.arch, args.seed)))
+        result = train(precision, threads, args.rows, args.epochs, args.target, args.arch, args.seed, args.set)
+        print(json.dumps(result))
         return
 
     import torch
@@ -162,7 +181,8 @@ def main() -> None:
     print(f"python {platform.python_version()}, torch {torch.__version__}")
     print(torch.__config__.parallel_info().strip())
     seed = "" if args.seed is None else f", seed {args.seed}"
-    print(f"conf/base blocks with conf/kaggle's epochs{seed}; target {args.target} validation accuracy")
+    changed = f", changed: {', '.join(args.set)}" if args.set else ""
+    print(f"conf/base blocks with conf/kaggle's epochs{seed}{changed}; target {args.target} validation accuracy")
     print()
     header = (
         f"{'arch':<6}{'epochs':>7}  {'setting':<18}{'train rows':>11}{'s/epoch':>9}{'reached at':>12}{'seconds':>9}"
