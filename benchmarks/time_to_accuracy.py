@@ -2,15 +2,20 @@
 
     python benchmarks/time_to_accuracy.py                 # fast, conv and cnn: the eight settings each
     python benchmarks/time_to_accuracy.py --arch fast --quiet-only --settings fp32-2,bf16-2 --seed 1
+    python benchmarks/time_to_accuracy.py --arch cnn --set epochs=8 --set precision=fp32 --full   # a candidate
+    python benchmarks/time_to_accuracy.py --arch cnn --sample 42 --full --settings bf16-1   # the sample's split
     python benchmarks/time_to_accuracy.py --rows 4000 --epochs 1 --settings fp32-1   # a quick look
 
 The data: the 42,000 labelled rows of `kaggle_sized.py` (shifted copies of the embedded sample's
 4,000 digits), split by *source digit*: the copies of a fifth of the sample's digits form the
-validation set, so no validation digit is a shifted copy of a training one. The training: the
-project's own `fit` with each architecture's block of conf/base and its epochs in conf/kaggle
-(the cnn: 8, one-cycle over the 8 epochs; fast: 2), validation after every epoch; a setting stops
-once it reaches the target. The accuracy is the model's own (no test-time shifts), so a recipe's
-pipeline, which predicts with them where its block says so, does a little better.
+validation set, so no validation digit is a shifted copy of a training one. `--sample SEED`
+trains on the embedded sample instead, split as the pipeline splits it with `split.seed` SEED.
+The training: the project's own `fit` with each architecture's block of conf/base and its epochs
+in conf/kaggle (the cnn: 4, one-cycle over the 4 epochs; fast: 2; conf/base's with `--sample`),
+changed by `--set KEY=VALUE`, validation after every epoch; a setting stops once it reaches the
+target (`--full`: trains on). The accuracy after each epoch is the model's own; where the block
+predicts with test-time shifts, the last model's accuracy with them (what the pipeline's
+metrics node reports) follows in brackets.
 
 Each setting runs in a fresh process (OpenMP reads its environment once). "busy" starts a second
 process beside it that multiplies 1024x1024 matrices with two torch threads. Prints the CPU model
@@ -45,9 +50,12 @@ SETTINGS = {  # name: (precision, threads)
 }
 
 
-def block(arch: str, epochs: int | None, seed: int | None = None, changes: list[str] = ()) -> dict:
+def block(
+    arch: str, epochs: int | None, seed: int | None = None, changes: list[str] = (), kaggle_epochs: bool = True
+) -> dict:
     """conf/base's block of ``arch`` with conf/kaggle's epochs (or ``epochs``), the defaults of config.py filled in.
 
+    ``kaggle_epochs=False`` keeps conf/base's epochs (the embedded sample's).
     ``changes``: ``key=value`` overrides of the block, the value read as YAML (``lr=0.02``,
     ``augment=null``, ``model={widths: [16, 16, 32]}``): a candidate recipe, checked as a block is.
     """
@@ -55,13 +63,32 @@ def block(arch: str, epochs: int | None, seed: int | None = None, changes: list[
 
     base = yaml.safe_load((ROOT / "conf" / "base" / "parameters_training.yml").read_text())[arch]
     kaggle = yaml.safe_load((ROOT / "conf" / "kaggle" / "parameters.yml").read_text()).get(arch, {})
-    values = {**base, "epochs": epochs or kaggle.get("epochs", base.get("epochs"))}
+    values = {**base, "epochs": epochs or (kaggle if kaggle_epochs else {}).get("epochs", base.get("epochs"))}
     if seed is not None:
         values["seed"] = seed
     for change in changes:
         key, _, value = change.partition("=")
         values[key] = yaml.safe_load(value)
     return TrainingConfig.model_validate(values).model_dump()
+
+
+def sample_split(split_seed: int):
+    """The embedded sample's 4,000 labelled digits, split as the pipeline splits them (``split.seed``)."""
+    import numpy as np
+    import pandas as pd
+    import torch
+    from kaggle_sized import PIXELS, SAMPLE
+    from sklearn.model_selection import train_test_split
+
+    sample = pd.read_csv(SAMPLE / "train.csv")
+    pixels, labels = sample[PIXELS].to_numpy(dtype=np.float32) / 255, sample["label"].to_numpy()
+    rows = np.arange(len(labels))
+    train_rows, valid_rows = train_test_split(rows, test_size=0.2, stratify=labels, random_state=split_seed)
+
+    def tensors(chosen):
+        return torch.from_numpy(pixels[chosen]).reshape(-1, 1, 28, 28), torch.from_numpy(labels[chosen]).long()
+
+    return tensors(train_rows), tensors(valid_rows)
 
 
 def data(rows: int, seed: int = 0):
@@ -93,6 +120,8 @@ def train(
     arch: str,
     seed: int | None,
     changes: list[str] = (),
+    sample: int | None = None,
+    full: bool = False,
 ) -> dict:
     """One setting, in this process: the epochs it ran and when it reached ``target``."""
     import torch
@@ -101,8 +130,8 @@ def train(
     from digit_recognizer.ml.training import FitSettings, class_probabilities, fit
 
     torch.set_num_threads(threads)
-    config = block(arch, epochs, seed, changes)
-    train_set, valid_set = data(rows)
+    config = block(arch, epochs, seed, changes, kaggle_epochs=sample is None)
+    train_set, valid_set = data(rows) if sample is None else sample_split(sample)
     torch.manual_seed(config["seed"])
     model = build_model(config["architecture"], **config["model"])
     start = time.perf_counter()
@@ -111,7 +140,7 @@ def train(
     def on_epoch(stats) -> bool:
         if stats.accuracy >= target and not reached:
             reached.update(epoch=stats.epoch + 1, seconds=time.perf_counter() - start)
-        return bool(reached)
+        return bool(reached) and not full
 
     history = fit(
         model,
@@ -141,6 +170,7 @@ def run_setting(name: str, busy: bool, arch: str, args: argparse.Namespace) -> d
     command += ["--arch", arch] + (["--epochs", str(args.epochs)] if args.epochs else [])
     command += ["--seed", str(args.seed)] if args.seed is not None else []
     command += [f"--set={change}" for change in args.set]
+    command += (["--sample", str(args.sample)] if args.sample is not None else []) + (["--full"] if args.full else [])
     competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR]) if busy else None
     try:
         if competitor:
@@ -163,6 +193,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, help="the block's seed instead of its own")
     parser.add_argument("--target", type=float, default=0.99)
     parser.add_argument(
+        "--sample",
+        type=int,
+        metavar="SPLIT_SEED",
+        help="the embedded sample, split as the pipeline does with this seed",
+    )
+    parser.add_argument("--full", action="store_true", help="train every epoch, past the target")
+    parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="change the block: lr=0.02, augment=null, ..."
     )
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, of {', '.join(SETTINGS)}")
@@ -171,7 +208,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         precision, threads = SETTINGS[args.child]
-        result = train(precision, threads, args.rows, args.epochs, args.target, args.arch, args.seed, args.set)
+        result = train(
+            precision,
+            threads,
+            args.rows,
+            args.epochs,
+            args.target,
+            args.arch,
+            args.seed,
+            args.set,
+            args.sample,
+            args.full,
+        )
         print(json.dumps(result))
         return
 
@@ -182,7 +230,8 @@ def main() -> None:
     print(torch.__config__.parallel_info().strip())
     seed = "" if args.seed is None else f", seed {args.seed}"
     changed = f", changed: {', '.join(args.set)}" if args.set else ""
-    print(f"conf/base blocks with conf/kaggle's epochs{seed}{changed}; target {args.target} validation accuracy")
+    where = "conf/kaggle's epochs" if args.sample is None else f"the sample's epochs, split.seed {args.sample}"
+    print(f"conf/base blocks with {where}{seed}{changed}; target {args.target} validation accuracy")
     print()
     header = (
         f"{'arch':<6}{'epochs':>7}  {'setting':<18}{'train rows':>11}{'s/epoch':>9}{'reached at':>12}{'seconds':>9}"
@@ -190,7 +239,7 @@ def main() -> None:
     )
     print(header, flush=True)
     for arch in args.arch.split(","):
-        epochs = block(arch, args.epochs)["epochs"]
+        epochs = block(arch, args.epochs, kaggle_epochs=args.sample is None)["epochs"]
         for busy in (False,) if args.quiet_only else (False, True):
             for name in args.settings.split(","):
                 result = run_setting(name, busy, arch, args)

@@ -86,3 +86,14 @@ def test_a_fresh_model_is_built_every_time():
         for weight in first.parameters():
             weight.add_(1.0)  # as a training step would: the second model must not move with it
     assert not any(torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters(), strict=True))
+
+
+def test_fast_is_the_cnns_design_with_one_conv_in_its_middle_stage():
+    convs = [(1, 16), (16, 16), (16, 32), (32, 64), (64, 64)]  # two, one and two 3x3 convs per stage
+    model = build_model("fast")
+    assert count_parameters(model) == sum(9 * i * o + 2 * o for i, o in convs) + 64 * 10 + 10 == 63_386
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in model) == 5
+    assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    assert count_parameters(build_model("fast", convs=[2, 2, 2])) == count_parameters(build_model("cnn"))
+    with pytest.raises(ValueError, match=r"convs needs one count per stage of widths \(3\), got 2"):
+        build_model("fast", convs=[1, 2])

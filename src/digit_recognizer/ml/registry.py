@@ -102,7 +102,10 @@ def build_model(name: str, **options: Any) -> nn.Module:
     try:
         checked = entry.options.model_validate(options).model_dump()
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: " * bool(e["loc"]) + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        )
         raise ValueError(f"bad options {options} for architecture {name!r}: {problems}") from None
     model = entry.model(**checked)
     model.config = ModelConfig(name, dict(checked))  # what a saved model needs to be rebuilt
