@@ -10,10 +10,11 @@ The data: the 42,000 labelled rows of `kaggle_sized.py` (shifted copies of the e
 4,000 digits), split by *source digit*: the copies of a fifth of the sample's digits form the
 validation set, so no validation digit is a shifted copy of a training one. `--sample SEED`
 trains on the embedded sample instead, split as the pipeline splits it with `split.seed` SEED.
-The training: the project's own `fit` with each architecture's block of conf/base and its epochs
-in conf/kaggle (the cnn: 4, one-cycle over the 4 epochs; fast: 2; conf/base's with `--sample`),
-changed by `--set KEY=VALUE`, validation after every epoch; a setting stops once it reaches the
-target (`--full`: trains on). The accuracy after each epoch is the model's own; where the block
+The training: the project's own `fit` with each architecture's block of conf/base and conf/kaggle's
+changes to it (the cnn: 4 epochs, one-cycle over the 4; fast: 2, one validation pass after the
+last; conf/base's alone with `--sample`), changed by `--set KEY=VALUE`, validated after the epochs
+the block says (`validate_every`); a setting stops once it reaches the target (`--full`: trains
+on). The accuracy after each epoch ("-": not validated) is the model's own; where the block
 predicts with test-time shifts, the last model's accuracy with them (what the pipeline's
 metrics node reports) follows in brackets.
 
@@ -53,9 +54,9 @@ SETTINGS = {  # name: (precision, threads)
 def block(
     arch: str, epochs: int | None, seed: int | None = None, changes: list[str] = (), kaggle_epochs: bool = True
 ) -> dict:
-    """conf/base's block of ``arch`` with conf/kaggle's epochs (or ``epochs``), the defaults of config.py filled in.
+    """conf/base's block of ``arch`` with conf/kaggle's changes (or ``epochs``), the defaults of config.py filled in.
 
-    ``kaggle_epochs=False`` keeps conf/base's epochs (the embedded sample's).
+    ``kaggle_epochs=False`` keeps conf/base's block (the embedded sample's).
     ``changes``: ``key=value`` overrides of the block, the value read as YAML (``lr=0.02``,
     ``augment=null``, ``model={widths: [16, 16, 32]}``): a candidate recipe, checked as a block is.
     """
@@ -63,7 +64,8 @@ def block(
 
     base = yaml.safe_load((ROOT / "conf" / "base" / "parameters_training.yml").read_text())[arch]
     kaggle = yaml.safe_load((ROOT / "conf" / "kaggle" / "parameters.yml").read_text()).get(arch, {})
-    values = {**base, "epochs": epochs or (kaggle if kaggle_epochs else {}).get("epochs", base.get("epochs"))}
+    values = {**base, **(kaggle if kaggle_epochs else {})}
+    values["epochs"] = epochs or values.get("epochs")
     if seed is not None:
         values["seed"] = seed
     for change in changes:
@@ -248,7 +250,7 @@ def main() -> None:
                 reached = result["reached"]
                 at = f"epoch {reached['epoch']}" if reached else "not reached"
                 seconds = f"{reached['seconds']:.1f}" if reached else "-"
-                accuracy = " ".join(f"{a:.4f}" for a in result["accuracy"])
+                accuracy = " ".join("-" if a != a else f"{a:.4f}" for a in result["accuracy"])  # NaN: skipped
                 if result["with_shifts"] is not None:
                     accuracy += f" (with test-time shifts {result['with_shifts']:.4f})"
                 per_epoch = statistics.median(result["epoch_seconds"])

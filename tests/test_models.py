@@ -97,3 +97,28 @@ def test_fast_is_the_cnns_design_with_one_conv_in_its_middle_stage():
     assert count_parameters(build_model("fast", convs=[2, 2, 2])) == count_parameters(build_model("cnn"))
     with pytest.raises(ValueError, match=r"convs needs one count per stage of widths \(3\), got 2"):
         build_model("fast", convs=[1, 2])
+
+
+def test_pooling_before_relu_is_the_same_net_with_the_same_parameter_names():
+    torch.manual_seed(0)
+    model = build_model("cnn").eval()
+    layers = list(model)
+    kinds = [type(m).__name__ for m in layers[:11]]
+    assert kinds == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "MaxPool2d", "ReLU"] + [
+        "Conv2d",
+        "BatchNorm2d",
+        "ReLU",
+        "Conv2d",
+    ]
+    # The textbook order (ReLU, then max-pool) with the very same modules computes the same logits.
+    textbook = list(layers)
+    for i in range(len(textbook) - 1):
+        if isinstance(textbook[i], torch.nn.MaxPool2d) and isinstance(textbook[i + 1], torch.nn.ReLU):
+            textbook[i], textbook[i + 1] = textbook[i + 1], textbook[i]
+    reference = torch.nn.Sequential(*textbook).eval()
+    images = torch.rand(4, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(model(images), reference(images))
+    # Parameters keep the names they had with the textbook order, so earlier model files load.
+    assert list(model.state_dict()) == list(reference.state_dict())
+    assert "7.weight" in model.state_dict() and isinstance(layers[7], torch.nn.Conv2d)

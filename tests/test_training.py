@@ -12,6 +12,7 @@ from digit_recognizer.ml.training import (
     FitSettings,
     TrainingDivergedError,
     batch_indices,
+    class_probabilities,
     duration,
     evaluate,
     fit,
@@ -166,3 +167,27 @@ def test_format_epoch_header_and_row():
     row = EpochStats(epoch=2, train_loss=0.5, valid_loss=0.25, accuracy=0.9, time=1.25, lr=0.1)
     assert format_epoch(row, 30, 185.0).split() == ["3/30", "0.5000", "0.2500", "0.9000", "1.2s", "3m", "05s"]
     assert [duration(s) for s in (4.25, 65, 3725)] == ["4.2s", "1m 05s", "1h 02m"]
+
+
+def test_validate_every_skips_passes_but_always_validates_the_last_epoch(tiny_set):
+    torch.manual_seed(0)
+    settings = FitSettings(epochs=5, lr=0.1, batch_size=64, validate_every=2)
+    history = fit(build_model("mlp"), tiny_set, tiny_set, settings, log=lambda _: None)
+    validated = [h.epoch for h in history if not math.isnan(h.accuracy)]
+    assert validated == [1, 3, 4]  # after epochs 2 and 4, and the last
+    assert all(math.isnan(h.valid_loss) for h in history if h.epoch not in validated)
+    with pytest.raises(ValueError, match="validate_every must be a positive number of epochs, got 0"):
+        FitSettings(validate_every=0)
+
+
+def test_bf16_inference_agrees_with_float32(tiny_set):
+    torch.manual_seed(0)
+    model = build_model("cnn")
+    fit(model, tiny_set, None, FitSettings(epochs=2, lr=0.05, batch_size=64, precision="bf16"), log=lambda _: None)
+    full = class_probabilities(model, tiny_set[0], test_time_shifts=True)
+    half = class_probabilities(model, tiny_set[0], test_time_shifts=True, precision="bf16")
+    assert full.dtype == half.dtype == torch.float32
+    torch.testing.assert_close(half.sum(1), torch.ones(len(half)))
+    assert (full - half).abs().max() < 0.05 and (full.argmax(1) == half.argmax(1)).float().mean() > 0.98
+    one_view = class_probabilities(model, tiny_set[0], precision="bf16")
+    assert torch.equal(predict(model, tiny_set[0], precision="bf16"), one_view.argmax(1))

@@ -72,6 +72,7 @@ class TrainingConfig(Block):
     threads: PositiveInt | Literal["auto"] = "auto"
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
     epochs: PositiveInt = 10
+    validate_every: PositiveInt = 1  # epochs between validation passes; the last epoch is always validated
     lr: PositiveFloat = 0.1
     use_lr_finder: bool = False
     batch_size: PositiveInt = 256

@@ -121,11 +121,14 @@ class VGGNet(nn.Sequential):
         layers: list[nn.Module] = []
         channels = 1
         for stage, width in enumerate(widths):
-            if stage:
-                layers.append(nn.MaxPool2d(2))
-            for _ in range(2 if convs is None else convs[stage]):  # 3x3 convs in this stage
+            count = 2 if convs is None else convs[stage]  # 3x3 convs in this stage
+            for _ in range(count):
                 layers += _conv_bn_relu(channels, width)
                 channels = width
+            if stage < len(widths) - 1:
+                # Max-pooling commutes with ReLU: pooling first runs the ReLU (and its backward) on a
+                # quarter of the values, the same function and the same parameter names, 5 % off a step.
+                layers.insert(len(layers) - 1, nn.MaxPool2d(2))
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, N_CLASSES)]
         super().__init__(*layers)
         self.to(memory_format=torch.channels_last)  # about 30 % faster convolutions on a CPU

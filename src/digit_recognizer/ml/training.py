@@ -174,11 +174,17 @@ def evaluate(
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, images: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> torch.Tensor:
-    """The predicted digit for every image."""
+def predict(
+    model: nn.Module, images: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE, precision: str = "fp32"
+) -> torch.Tensor:
+    """The predicted digit for every image (under bf16 autocast when asked)."""
     model.eval()
-    batches = batch_indices(len(images), batch_size, device=images.device)
-    return torch.cat([to_labels(model, model(images[idx])) for idx in batches])
+    predictions = []
+    for idx in batch_indices(len(images), batch_size, device=images.device):
+        with autocast(precision, images.device):
+            outputs = model(images[idx])
+        predictions.append(to_labels(model, outputs.float()))
+    return torch.cat(predictions)
 
 
 SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # the image, then one pixel down, up, right, left
@@ -195,11 +201,17 @@ def shifted(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 
 @torch.inference_mode()
 def class_probabilities(
-    model: nn.Module, images: torch.Tensor, test_time_shifts: bool = False, batch_size: int = EVAL_BATCH_SIZE
+    model: nn.Module,
+    images: torch.Tensor,
+    test_time_shifts: bool = False,
+    batch_size: int = EVAL_BATCH_SIZE,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """N×10 class probabilities; with ``test_time_shifts`` the mean over the image and its four one-pixel shifts.
 
-    A regression head has no probabilities: its rounded digit counts as certain (one-hot).
+    ``precision="bf16"`` runs the model under bf16 autocast (half the time on a CPU with AMX); the
+    softmax and the mean stay float32. A regression head has no probabilities: its rounded digit
+    counts as certain (one-hot).
     """
     model.eval()
     views = SHIFTS if test_time_shifts else SHIFTS[:1]
@@ -208,7 +220,9 @@ def class_probabilities(
         batch = images[idx]
         total = torch.zeros(len(idx), N_CLASSES, device=images.device)
         for dy, dx in views:
-            total += to_probabilities(model, model(shifted(batch, dy, dx)))
+            with autocast(precision, images.device):
+                outputs = model(shifted(batch, dy, dx))
+            total += to_probabilities(model, outputs.float())
         parts.append(total / len(views))
     return torch.cat(parts)
 
@@ -222,10 +236,13 @@ class FitSettings:
     computes the forward pass and the loss under bfloat16 autocast; the weights and the
     optimizer's state stay float32 (:mod:`digit_recognizer.ml.precision`). ``augment`` (the
     keyword arguments of :func:`random_affine`) distorts every training batch at random.
-    ``progress_bar=None`` shows a progress bar only when the output is a terminal.
+    ``validate_every`` epochs a validation pass runs (and after the last epoch, always): a short
+    recipe saves the passes whose figures nobody reads. ``progress_bar=None`` shows a progress bar
+    only when the output is a terminal.
     """
 
     epochs: int = 10
+    validate_every: int = 1
     lr: float = 0.1
     batch_size: int = 256
     optimizer: str = "sgd"
@@ -243,6 +260,8 @@ class FitSettings:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.validate_every < 1:
+            raise ValueError(f"validate_every must be a positive number of epochs, got {self.validate_every!r}")
 
     @classmethod
     def from_block(cls, block: Mapping[str, Any], **given: Any) -> FitSettings:
@@ -263,7 +282,8 @@ def fit(
     """Trains ``model`` on tensors already on its device; returns one record per epoch.
 
     ``valid=None`` trains without a validation pass (a final refit on every labelled row); the
-    epoch records then have no validation loss or accuracy (NaN). ``on_epoch`` is called with
+    epoch records then have no validation loss or accuracy (NaN), nor have the epochs that
+    ``settings.validate_every`` skips. ``on_epoch`` is called with
     each epoch's record; when it returns True, training stops there (the learning-rate schedule
     is not shortened: a benchmark's "time to an accuracy" uses it).
     """
@@ -288,8 +308,9 @@ def fit(
                 "lower the learning rate (the learning-rate finder's plot shows where the loss blows up)"
             )
         valid_loss, accuracy = math.nan, math.nan
-        if valid is not None:
-            # A bf16 training validates in bf16 too: the pass costs half; the metrics node re-checks in float32.
+        last = epoch == settings.epochs - 1
+        if valid is not None and (last or (epoch + 1) % settings.validate_every == 0):
+            # A bf16 training validates in bf16 too, as its model predicts: the pass costs half.
             valid_loss, predictions = evaluate(model, *valid, precision=settings.precision)
             accuracy = (predictions == valid[1]).float().mean().item()
         lr = optimizer.param_groups[0]["lr"]  # the rate the epoch ended with

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
-from sklearn.model_selection import train_test_split
 from torch.utils.data import TensorDataset
 
 from digit_recognizer.config import NormalisationConfig, ParameterError, SplitConfig
@@ -164,6 +163,9 @@ def stratified_split(validated_train: pd.DataFrame, split: SplitConfig) -> pd.Da
             f"split.validation_fraction={split.validation_fraction} cannot hold out a share of each digit: "
             f"digit {digit} has only {counts[digit]} labelled rows. Use more data or another fraction."
         )
+    # Imported here: scikit-learn (with SciPy) takes 0.9 s to import, paid only by the runs that split.
+    from sklearn.model_selection import train_test_split
+
     _, validation_rows = train_test_split(
         rows, test_size=split.validation_fraction, stratify=labels, random_state=split.seed
     )
