@@ -15,8 +15,9 @@ changes to it (the cnn: 4 epochs, one-cycle over the 4; fast: 2, one validation 
 last; conf/base's alone with `--sample`), changed by `--set KEY=VALUE`, validated after the epochs
 the block says (`validate_every`); a setting stops once it reaches the target (`--full`: trains
 on). The accuracy after each epoch ("-": not validated) is the model's own; where the block
-predicts with test-time shifts, the last model's accuracy with them (what the pipeline's
-metrics node reports) follows in brackets.
+predicts with test-time shifts, the last model's accuracy with them follows in brackets, and for
+a bf16 training the same model's predictions in bf16 (what the pipeline's metrics node reports):
+their accuracy, how many digits they read otherwise than float32 did, the seconds of both.
 
 Each setting runs in a fresh process (OpenMP reads its environment once). "busy" starts a second
 process beside it that multiplies 1024x1024 matrices with two torch threads. Prints the CPU model
@@ -152,12 +153,23 @@ def train(
         log=lambda line: print(line, file=sys.stderr),
         on_epoch=on_epoch,
     )
-    shifted = None
+    shifted, in_bf16 = None, None
     if config["test_time_shifts"]:  # what the pipeline's metrics node reports: the mean over five shifted views
-        probabilities = class_probabilities(model, valid_set[0], test_time_shifts=True)
-        shifted = (probabilities.argmax(1) == valid_set[1]).float().mean().item()
+        views = {}
+        for inference in ("fp32", "bf16") if precision == "bf16" else ("fp32",):  # a bf16 model predicts in bf16
+            start = time.perf_counter()
+            probabilities = class_probabilities(model, valid_set[0], test_time_shifts=True, precision=inference)
+            views[inference] = (probabilities.argmax(1), time.perf_counter() - start)
+        shifted = (views["fp32"][0] == valid_set[1]).float().mean().item()
+        if "bf16" in views:
+            in_bf16 = {
+                "accuracy": (views["bf16"][0] == valid_set[1]).float().mean().item(),
+                "differ": int((views["bf16"][0] != views["fp32"][0]).sum()),
+                "seconds": (views["fp32"][1], views["bf16"][1]),
+            }
     return {
         "with_shifts": shifted,
+        "in_bf16": in_bf16,
         "train_rows": len(train_set[0]),
         "valid_rows": len(valid_set[0]),
         "epoch_seconds": [h.time for h in history],
@@ -232,7 +244,7 @@ def main() -> None:
     print(torch.__config__.parallel_info().strip())
     seed = "" if args.seed is None else f", seed {args.seed}"
     changed = f", changed: {', '.join(args.set)}" if args.set else ""
-    where = "conf/kaggle's epochs" if args.sample is None else f"the sample's epochs, split.seed {args.sample}"
+    where = "conf/kaggle's changes" if args.sample is None else f"the sample's epochs, split.seed {args.sample}"
     print(f"conf/base blocks with {where}{seed}{changed}; target {args.target} validation accuracy")
     print()
     header = (
@@ -252,7 +264,14 @@ def main() -> None:
                 seconds = f"{reached['seconds']:.1f}" if reached else "-"
                 accuracy = " ".join("-" if a != a else f"{a:.4f}" for a in result["accuracy"])  # NaN: skipped
                 if result["with_shifts"] is not None:
-                    accuracy += f" (with test-time shifts {result['with_shifts']:.4f})"
+                    accuracy += f" (with test-time shifts {result['with_shifts']:.4f}"
+                    if result["in_bf16"]:  # the same model predicting in bf16, as the pipeline's nodes do
+                        bf16 = result["in_bf16"]
+                        accuracy += (
+                            f"; predicted in bf16 {bf16['accuracy']:.4f}, {bf16['differ']} digits differ,"
+                            f" {bf16['seconds'][0]:.1f} s -> {bf16['seconds'][1]:.1f} s"
+                        )
+                    accuracy += ")"
                 per_epoch = statistics.median(result["epoch_seconds"])
                 print(
                     f"{arch:<6}{epochs:>7}  {label:<18}{result['train_rows']:>11,}{per_epoch:>9.1f}{at:>12}"

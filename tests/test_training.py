@@ -167,6 +167,9 @@ def test_format_epoch_header_and_row():
     row = EpochStats(epoch=2, train_loss=0.5, valid_loss=0.25, accuracy=0.9, time=1.25, lr=0.1)
     assert format_epoch(row, 30, 185.0).split() == ["3/30", "0.5000", "0.2500", "0.9000", "1.2s", "3m", "05s"]
     assert [duration(s) for s in (4.25, 65, 3725)] == ["4.2s", "1m 05s", "1h 02m"]
+    skipped = EpochStats(epoch=0, train_loss=0.5, valid_loss=math.nan, accuracy=math.nan, time=1.25, lr=0.1)
+    line = format_epoch(skipped, 2, 1.25)
+    assert line.split() == ["1/2", "0.5000", "-", "-", "1.2s", "1.2s"] and len(line) == len(format_epoch())
 
 
 def test_validate_every_skips_passes_but_always_validates_the_last_epoch(tiny_set):

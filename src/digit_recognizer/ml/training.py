@@ -129,9 +129,14 @@ def format_epoch(stats: EpochStats | None = None, epochs: int = 0, left: float =
     if stats is None:
         return f"{'epoch':>7}  {'train_loss':>10}  {'valid_loss':>10}  {'accuracy':>8}  {'time':>6}  {'left':>7}"
     return (
-        f"{f'{stats.epoch + 1}/{epochs}':>7}  {stats.train_loss:>10.4f}  {stats.valid_loss:>10.4f}  "
-        f"{stats.accuracy:>8.4f}  {stats.time:>5.1f}s  {duration(left):>7}"
+        f"{f'{stats.epoch + 1}/{epochs}':>7}  {stats.train_loss:>10.4f}  {_figure(stats.valid_loss, 10)}  "
+        f"{_figure(stats.accuracy, 8)}  {stats.time:>5.1f}s  {duration(left):>7}"
     )
+
+
+def _figure(value: float, width: int) -> str:
+    """A loss or accuracy in the table; ``-`` for an epoch without a validation pass (NaN)."""
+    return f"{'-':>{width}}" if math.isnan(value) else f"{value:>{width}.4f}"
 
 
 def duration(seconds: float) -> str:
