@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +20,20 @@ RAW_DIR = PROJECT_ROOT / "data" / "01_raw"
 
 os.environ.setdefault("DO_NOT_TRACK", "1")  # no telemetry from tests
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(autouse=True)
+def _no_lease_left_beating():
+    """A test that starts a run on a bucket ends it: a lease still renewed after the test would write
+    to the store (and log) through the tests that follow. Such a test fails, its heartbeat stopped."""
+    before = set(threading.enumerate())
+    yield
+    left = [t for t in threading.enumerate() if t.name.startswith("lease ") and t not in before and t.is_alive()]
+    for thread in left:
+        for cell in thread._target.__closure__ or ():  # the heartbeat's Lease: stop renewing
+            if hasattr(cell.cell_contents, "abandon"):
+                cell.cell_contents.abandon()
+    assert not left, f"a run's lease is still renewed after the test: {[t.name for t in left]}"
 
 
 @pytest.fixture(scope="session")
@@ -89,6 +105,7 @@ def s3_endpoint():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one log line per request otherwise
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"

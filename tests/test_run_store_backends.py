@@ -143,8 +143,9 @@ def test_one_id_one_run_when_many_start_at_once(where):
 
     def start() -> None:
         try:
-            LiveRun(where.store, RUN).start({})
-            won.append(1)
+            run = LiveRun(where.store, RUN)
+            run.start({})
+            won.append(run)
         except FileExistsError as exc:
             lost.append(str(exc))
 
@@ -155,6 +156,7 @@ def test_one_id_one_run_when_many_start_at_once(where):
         thread.join()
     assert len(won) == 1 and len(lost) == 5
     assert all(f"another run already has the id {RUN}" in message for message in lost)
+    won[0].abort()
 
 
 def test_concurrent_runs_keep_their_own_outputs(where):
